@@ -1,0 +1,466 @@
+/* gab-error.c: GError <-> Python exception.
+ *
+ * Mapped both ways: G_IO_ERROR_CANCELLED <-> asyncio.CancelledError,
+ * TIMED_OUT <-> TimeoutError, errno-like G_IO_ERROR and G_FILE_ERROR codes
+ * <-> the OSError subclass of that errno; other GErrors become
+ * gasyncbridge.GLibError. Other Python exceptions become GAB_PYTHON_ERROR,
+ * an extended GError that keeps the exception object so that it can be
+ * raised again, the same object with its traceback.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "gab-private.h"
+
+#include <errno.h>
+
+typedef struct
+{
+  GabPyRef *exception;   /* shared by copies; dropped without the GIL too */
+} GabPythonErrorPrivate;
+
+static void
+gab_python_error_private_init (GabPythonErrorPrivate *priv)
+{
+  priv->exception = NULL;
+}
+
+static void
+gab_python_error_private_copy (const GabPythonErrorPrivate *src,
+                               GabPythonErrorPrivate       *dest)
+{
+  /* GErrors are copied on any thread: share the box, no GIL needed. */
+  dest->exception = src->exception != NULL ? gab_py_ref_ref (src->exception) : NULL;
+}
+
+static void
+gab_python_error_private_clear (GabPythonErrorPrivate *priv)
+{
+  g_clear_pointer (&priv->exception, gab_py_ref_unref);
+}
+
+G_DEFINE_EXTENDED_ERROR (GabPythonError, gab_python_error)
+
+/**
+ * gab_python_error_quark:
+ *
+ * The %GAB_PYTHON_ERROR domain.
+ *
+ * Returns: the quark
+ */
+
+/**
+ * gab_error_quark:
+ *
+ * The %GAB_ERROR domain.
+ *
+ * Returns: the quark
+ */
+G_DEFINE_QUARK (gab-error-quark, gab_error)
+
+/* G_IO_ERROR codes that mean an errno, for both directions. */
+static const struct
+{
+  GIOErrorEnum code;
+  int          errnum;
+} io_errno[] = {
+  { G_IO_ERROR_NOT_FOUND, ENOENT },
+  { G_IO_ERROR_EXISTS, EEXIST },
+  { G_IO_ERROR_PERMISSION_DENIED, EACCES },
+  { G_IO_ERROR_IS_DIRECTORY, EISDIR },
+  { G_IO_ERROR_NOT_DIRECTORY, ENOTDIR },
+  { G_IO_ERROR_NOT_EMPTY, ENOTEMPTY },
+  { G_IO_ERROR_CONNECTION_REFUSED, ECONNREFUSED },
+  { G_IO_ERROR_BROKEN_PIPE, EPIPE },
+  { G_IO_ERROR_CONNECTION_CLOSED, ECONNRESET },
+  { G_IO_ERROR_NO_SPACE, ENOSPC },
+  { G_IO_ERROR_FILENAME_TOO_LONG, ENAMETOOLONG },
+  { G_IO_ERROR_TOO_MANY_OPEN_FILES, EMFILE },
+  { G_IO_ERROR_READ_ONLY, EROFS },
+  { G_IO_ERROR_TOO_MANY_LINKS, ELOOP },
+  { G_IO_ERROR_BUSY, EBUSY },
+  { G_IO_ERROR_WOULD_BLOCK, EAGAIN },
+  { G_IO_ERROR_ADDRESS_IN_USE, EADDRINUSE },
+  { G_IO_ERROR_HOST_UNREACHABLE, EHOSTUNREACH },
+  { G_IO_ERROR_NETWORK_UNREACHABLE, ENETUNREACH },
+  { G_IO_ERROR_NOT_CONNECTED, ENOTCONN },
+  { G_IO_ERROR_MESSAGE_TOO_LARGE, EMSGSIZE },
+  { G_IO_ERROR_NOT_SUPPORTED, EOPNOTSUPP },
+  { G_IO_ERROR_INVALID_ARGUMENT, EINVAL },
+};
+
+/* Python's OSError subclasses, for exceptions raised without an errno. */
+static const struct
+{
+  const char  *name;
+  GIOErrorEnum code;
+} os_subclass[] = {
+  { "FileNotFoundError", G_IO_ERROR_NOT_FOUND },
+  { "FileExistsError", G_IO_ERROR_EXISTS },
+  { "PermissionError", G_IO_ERROR_PERMISSION_DENIED },
+  { "IsADirectoryError", G_IO_ERROR_IS_DIRECTORY },
+  { "NotADirectoryError", G_IO_ERROR_NOT_DIRECTORY },
+  { "ConnectionRefusedError", G_IO_ERROR_CONNECTION_REFUSED },
+  { "BrokenPipeError", G_IO_ERROR_BROKEN_PIPE },
+  { "ConnectionResetError", G_IO_ERROR_CONNECTION_CLOSED },
+  { "BlockingIOError", G_IO_ERROR_WOULD_BLOCK },
+};
+
+static const char glib_error_source[] =
+  "class GLibError(Exception):\n"
+  "    '''A GError raised in Python: .domain (str), .code (int), .message (str).'''\n"
+  "    def __init__(self, message='', domain=None, code=0):\n"
+  "        super().__init__(message)\n"
+  "        self.message = message\n"
+  "        self.domain = domain\n"
+  "        self.code = code\n"
+  "    def __str__(self):\n"
+  "        return self.message\n"
+  "    def __reduce__(self):\n"
+  "        return (type(self), (self.message, self.domain, self.code))\n"
+  "GLibError.__module__ = 'gasyncbridge'\n";
+
+gboolean
+gab_error_types_init (void)
+{
+  PyObject *globals, *ret;
+
+  globals = PyDict_New ();
+  if (globals == NULL)
+    return FALSE;
+  if (PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ()) < 0)
+    goto fail;
+  ret = PyRun_String (glib_error_source, Py_file_input, globals, globals);
+  if (ret == NULL)
+    goto fail;
+  Py_DECREF (ret);
+  gab_py.glib_error = PyDict_GetItemString (globals, "GLibError");
+  Py_XINCREF (gab_py.glib_error);
+  Py_DECREF (globals);
+  return gab_py.glib_error != NULL;
+
+fail:
+  Py_DECREF (globals);
+  return FALSE;
+}
+
+/**
+ * gab_glib_error_get_type:
+ *
+ * The `gasyncbridge.GLibError` exception class, for extension modules that
+ * raise or catch it. Needs the GIL.
+ *
+ * Returns: (transfer none) (nullable): the class, or %NULL with an
+ *   exception set if the bridge could not initialize
+ */
+PyObject *
+gab_glib_error_get_type (void)
+{
+  if (!gab_python_ensure ())
+    return NULL;
+  return gab_py.glib_error;
+}
+
+gchar *
+gab_exception_describe (PyObject *exception)
+{
+  PyObject *str = PyObject_Str (exception);
+  const char *text = str != NULL ? PyUnicode_AsUTF8 (str) : NULL;
+  gchar *ret;
+
+  if (text == NULL)
+    {
+      PyErr_Clear ();
+      text = "";
+    }
+  if (text[0] != '\0')
+    ret = g_strdup_printf ("%s: %s", Py_TYPE (exception)->tp_name, text);
+  else
+    ret = g_strdup (Py_TYPE (exception)->tp_name);
+  Py_XDECREF (str);
+  return ret;
+}
+
+static int
+get_int_attr (PyObject   *object,
+              PyObject   *name,
+              long       *out)
+{
+  PyObject *value = PyObject_GetAttr (object, name);
+  int ok = 0;
+
+  if (value != NULL && PyLong_Check (value))
+    {
+      *out = PyLong_AsLong (value);
+      ok = !(*out == -1 && PyErr_Occurred ());
+    }
+  Py_XDECREF (value);
+  PyErr_Clear ();
+  return ok;
+}
+
+static gboolean
+is_instance_of_builtin (PyObject   *exception,
+                        const char *name)
+{
+  PyObject *builtins = PyEval_GetBuiltins ();
+  PyObject *cls = builtins != NULL ? PyDict_GetItemString (builtins, name) : NULL;
+
+  return cls != NULL && PyObject_IsInstance (exception, cls) == 1;
+}
+
+/* GIL held. Turns an exception object into a GError, mapping it when it
+ * has a GLib equivalent and keeping it (GAB_PYTHON_ERROR) otherwise. */
+GError *
+gab_error_from_exception (PyObject *exception)
+{
+  g_autofree gchar *message = NULL;
+  GError *error;
+  long errnum;
+
+  if (gab_py.cancelled_error != NULL
+      && PyObject_IsInstance (exception, gab_py.cancelled_error) == 1)
+    {
+      PyObject *str = PyObject_Str (exception);
+      const char *text = str != NULL ? PyUnicode_AsUTF8 (str) : NULL;
+
+      error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                   text != NULL && text[0] != '\0'
+                                   ? text : "Operation was cancelled");
+      Py_XDECREF (str);
+      PyErr_Clear ();
+      return error;
+    }
+
+  if (gab_py.glib_error != NULL
+      && PyObject_IsInstance (exception, gab_py.glib_error) == 1)
+    {
+      PyObject *domain = PyObject_GetAttr (exception, gab_py.s_domain);
+      PyObject *msg = PyObject_GetAttr (exception, gab_py.s_message);
+      long code = 0;
+
+      get_int_attr (exception, gab_py.s_code, &code);
+      if (domain != NULL && PyUnicode_Check (domain) && msg != NULL
+          && PyUnicode_Check (msg) && PyUnicode_AsUTF8 (domain) != NULL
+          && PyUnicode_AsUTF8 (msg) != NULL)
+        {
+          error = g_error_new_literal (g_quark_from_string (PyUnicode_AsUTF8 (domain)),
+                                       (gint) code, PyUnicode_AsUTF8 (msg));
+          Py_DECREF (domain);
+          Py_DECREF (msg);
+          return error;
+        }
+      Py_XDECREF (domain);
+      Py_XDECREF (msg);
+      PyErr_Clear ();
+      /* A GLibError without a domain is a plain Python exception. */
+    }
+
+  message = gab_exception_describe (exception);
+
+  if (PyObject_IsInstance (exception, PyExc_TimeoutError) == 1)
+    return g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT, message);
+
+  if (PyObject_IsInstance (exception, PyExc_OSError) == 1)
+    {
+      PyObject *name = PyUnicode_InternFromString ("errno");
+      gboolean has_errno = name != NULL && get_int_attr (exception, name, &errnum);
+
+      Py_XDECREF (name);
+      PyErr_Clear ();
+      if (has_errno && errnum > 0)
+        {
+          GIOErrorEnum code = g_io_error_from_errno ((gint) errnum);
+
+          if (code != G_IO_ERROR_FAILED)
+            return g_error_new_literal (G_IO_ERROR, code, message);
+        }
+      for (gsize i = 0; i < G_N_ELEMENTS (os_subclass); i++)
+        if (is_instance_of_builtin (exception, os_subclass[i].name))
+          return g_error_new_literal (G_IO_ERROR, os_subclass[i].code, message);
+    }
+
+  error = g_error_new_literal (GAB_PYTHON_ERROR, GAB_PYTHON_ERROR_EXCEPTION, message);
+  {
+    GabPythonErrorPrivate *priv = gab_python_error_get_private (error);
+    priv->exception = gab_py_ref_new (exception);
+  }
+  return error;
+}
+
+/**
+ * gab_error_set_from_python:
+ * @error: return location for a #GError
+ *
+ * Takes the current Python exception (clearing it) and stores it in @error,
+ * mapped as described in gab-error.h: CancelledError, TimeoutError and
+ * OSError subclasses become their %G_IO_ERROR codes, a GLibError its own
+ * domain and code, and anything else %GAB_PYTHON_ERROR keeping the
+ * exception object. Needs the GIL. With no exception set, @error says so.
+ */
+void
+gab_error_set_from_python (GError **error)
+{
+  PyObject *type, *value, *traceback;
+  GError *new_error;
+
+  g_return_if_fail (error == NULL || *error == NULL);
+
+  PyErr_Fetch (&type, &value, &traceback);
+  if (type == NULL)
+    {
+      g_set_error_literal (error, GAB_PYTHON_ERROR, GAB_PYTHON_ERROR_EXCEPTION,
+                           "A Python call failed without setting an exception");
+      return;
+    }
+  PyErr_NormalizeException (&type, &value, &traceback);
+  if (traceback != NULL && value != NULL)
+    PyException_SetTraceback (value, traceback);
+  new_error = value != NULL ? gab_error_from_exception (value) : NULL;
+  if (new_error == NULL)
+    new_error = g_error_new_literal (GAB_PYTHON_ERROR, GAB_PYTHON_ERROR_EXCEPTION,
+                                     "A Python exception could not be normalized");
+  Py_XDECREF (type);
+  Py_XDECREF (value);
+  Py_XDECREF (traceback);
+  /* Mapping must not leave an exception of its own behind. */
+  PyErr_Clear ();
+  g_propagate_error (error, new_error);
+}
+
+/**
+ * gab_python_error_get_exception:
+ * @error: a #GError
+ *
+ * The exception object kept by a %GAB_PYTHON_ERROR error. Needs the GIL.
+ *
+ * Returns: (transfer full) (nullable): the exception, or %NULL if @error is
+ *   of another domain
+ */
+PyObject *
+gab_python_error_get_exception (const GError *error)
+{
+  GabPythonErrorPrivate *priv;
+
+  g_return_val_if_fail (error != NULL, NULL);
+  if (error->domain != GAB_PYTHON_ERROR)
+    return NULL;
+  priv = gab_python_error_get_private (error);
+  if (priv == NULL || priv->exception == NULL)
+    return NULL;
+  return Py_NewRef (gab_py_ref_get (priv->exception));
+}
+
+static int
+errno_for_error (const GError *error)
+{
+  if (error->domain == G_IO_ERROR)
+    {
+      for (gsize i = 0; i < G_N_ELEMENTS (io_errno); i++)
+        if (io_errno[i].code == (GIOErrorEnum) error->code)
+          return io_errno[i].errnum;
+    }
+  else if (error->domain == G_FILE_ERROR)
+    {
+      static const int file_errno[] = {
+        [G_FILE_ERROR_EXIST] = EEXIST, [G_FILE_ERROR_ISDIR] = EISDIR,
+        [G_FILE_ERROR_ACCES] = EACCES, [G_FILE_ERROR_NAMETOOLONG] = ENAMETOOLONG,
+        [G_FILE_ERROR_NOENT] = ENOENT, [G_FILE_ERROR_NOTDIR] = ENOTDIR,
+        [G_FILE_ERROR_NXIO] = ENXIO, [G_FILE_ERROR_NODEV] = ENODEV,
+        [G_FILE_ERROR_ROFS] = EROFS, [G_FILE_ERROR_TXTBSY] = ETXTBSY,
+        [G_FILE_ERROR_FAULT] = EFAULT, [G_FILE_ERROR_LOOP] = ELOOP,
+        [G_FILE_ERROR_NOSPC] = ENOSPC, [G_FILE_ERROR_NOMEM] = ENOMEM,
+        [G_FILE_ERROR_MFILE] = EMFILE, [G_FILE_ERROR_NFILE] = ENFILE,
+        [G_FILE_ERROR_BADF] = EBADF, [G_FILE_ERROR_INVAL] = EINVAL,
+        [G_FILE_ERROR_PIPE] = EPIPE, [G_FILE_ERROR_AGAIN] = EAGAIN,
+        [G_FILE_ERROR_INTR] = EINTR, [G_FILE_ERROR_IO] = EIO,
+        [G_FILE_ERROR_PERM] = EPERM, [G_FILE_ERROR_NOSYS] = ENOSYS,
+      };
+
+      if (error->code >= 0 && (gsize) error->code < G_N_ELEMENTS (file_errno))
+        return file_errno[error->code];
+    }
+  return 0;
+}
+
+/**
+ * gab_error_new_python_exception:
+ * @error: a #GError
+ *
+ * The Python exception for @error, without raising it: the kept object for
+ * %GAB_PYTHON_ERROR; asyncio.CancelledError for %G_IO_ERROR_CANCELLED;
+ * TimeoutError for %G_IO_ERROR_TIMED_OUT; the OSError subclass of the errno
+ * for errno-like %G_IO_ERROR and %G_FILE_ERROR codes; gasyncbridge.GLibError
+ * for anything else. Each but the kept object carries `.domain` (str) and
+ * `.code` (int). Needs the GIL.
+ *
+ * Returns: (transfer full) (nullable): the exception, or %NULL with a
+ *   Python exception set if even that failed
+ */
+PyObject *
+gab_error_new_python_exception (const GError *error)
+{
+  PyObject *exception = NULL, *value;
+  int errnum;
+
+  g_return_val_if_fail (error != NULL, NULL);
+  if (!gab_python_ensure ())
+    return NULL;
+
+  exception = gab_python_error_get_exception (error);
+  if (exception != NULL)
+    return exception;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    exception = PyObject_CallFunction (gab_py.cancelled_error, "s", error->message);
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    exception = PyObject_CallFunction (PyExc_TimeoutError, "is", ETIMEDOUT, error->message);
+  else if ((errnum = errno_for_error (error)) != 0)
+    /* OSError(errno, msg) returns the subclass for that errno. */
+    exception = PyObject_CallFunction (PyExc_OSError, "is", errnum, error->message);
+  else
+    exception = PyObject_CallFunction (gab_py.glib_error, "ssi", error->message,
+                                       g_quark_to_string (error->domain),
+                                       error->code);
+  if (exception == NULL)
+    return NULL;
+
+  value = PyUnicode_FromString (g_quark_to_string (error->domain));
+  if (value == NULL || PyObject_SetAttr (exception, gab_py.s_domain, value) < 0)
+    goto fail;
+  Py_DECREF (value);
+  value = PyLong_FromLong (error->code);
+  if (value == NULL || PyObject_SetAttr (exception, gab_py.s_code, value) < 0)
+    goto fail;
+  Py_DECREF (value);
+  return exception;
+
+fail:
+  Py_XDECREF (value);
+  Py_DECREF (exception);
+  return NULL;
+}
+
+/**
+ * gab_error_to_python:
+ * @error: a #GError
+ *
+ * Raises the Python exception for @error (see
+ * gab_error_new_python_exception()). Needs the GIL.
+ *
+ * Returns: (transfer none) (nullable): always %NULL, so that a function can
+ *   `return gab_error_to_python (error);`
+ */
+PyObject *
+gab_error_to_python (const GError *error)
+{
+  PyObject *exception;
+
+  g_return_val_if_fail (error != NULL, NULL);
+  exception = gab_error_new_python_exception (error);
+  if (exception != NULL)
+    {
+      PyErr_SetObject ((PyObject *) Py_TYPE (exception), exception);
+      Py_DECREF (exception);
+    }
+  return NULL;
+}

@@ -1,0 +1,372 @@
+/* gab-loop-queue.c: how completions reach an asyncio event loop.
+ *
+ * One queue per loop: a list guarded by a mutex, and an eventfd the loop
+ * watches with add_reader(). A push writes the eventfd only when the list
+ * goes from empty to non-empty, so a thousand completions arriving together
+ * cost one wakeup of the loop and one call into Python, which then runs
+ * them all. Pushing needs no GIL, so the runtime thread never waits for it.
+ *
+ * A queue lives as long as its loop: a weak reference to the loop tells us
+ * when the loop is collected, and then the queue is marked dead and what is
+ * still in it is cleaned up. Items that arrive for a dead queue, and
+ * references dropped by threads without the GIL, go to the orphan list,
+ * which the next holder of the GIL inside the bridge empties.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "gab-private.h"
+
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct _GabLoopQueue
+{
+  gint         ref_count;
+  GMutex       lock;
+  GabLoopItem *head;          /* lock */
+  GabLoopItem *tail;          /* lock */
+  gboolean     wake_pending;  /* lock: the eventfd was written, not yet drained */
+  gboolean     dead;          /* lock */
+  int          fd;            /* eventfd; closed with the last reference */
+  PyObject    *loop;          /* GIL; borrowed, valid until the weakref fires */
+  PyObject    *loop_ref;      /* GIL; weakref to the loop, strong */
+  GMainContext *dispatch_context;  /* GIL; created on first use */
+};
+
+/* The Python face of a queue: the loop's reader callback (called with no
+ * arguments) and the weakref callback (called with the weakref). */
+typedef struct
+{
+  PyObject_HEAD
+  GabLoopQueue *queue;        /* strong */
+} QueueHandle;
+
+static PyTypeObject QueueHandle_Type;
+
+/* GIL-protected registry: loop pointer -> queue (strong). */
+static GHashTable   *queues;
+static PyObject     *last_loop;   /* one-entry cache; borrowed */
+static GabLoopQueue *last_queue;
+
+static GMutex        orphan_lock;
+static GabLoopItem  *orphan_head;
+static gint          orphan_count;   /* atomic, for the cheap check */
+
+GabLoopQueue *
+gab_loop_queue_ref (GabLoopQueue *queue)
+{
+  g_atomic_int_inc (&queue->ref_count);
+  return queue;
+}
+
+void
+gab_loop_queue_unref (GabLoopQueue *queue)
+{
+  if (queue == NULL || !g_atomic_int_dec_and_test (&queue->ref_count))
+    return;
+  /* Nobody can push any more: the eventfd may go. */
+  g_assert (queue->head == NULL);
+  close (queue->fd);
+  /* Destroys the idle sources of GTasks whose callbacks never ran. */
+  g_clear_pointer (&queue->dispatch_context, g_main_context_unref);
+  g_mutex_clear (&queue->lock);
+  g_free (queue);
+}
+
+PyObject *
+gab_loop_queue_get_loop (GabLoopQueue *queue)
+{
+  return queue->dead ? NULL : queue->loop;
+}
+
+GMainContext *
+gab_loop_queue_get_dispatch_context (GabLoopQueue *queue)
+{
+  if (queue->dispatch_context == NULL)
+    queue->dispatch_context = g_main_context_new ();
+  return queue->dispatch_context;
+}
+
+void
+gab_loop_queue_dispatch (GabLoopQueue *queue)
+{
+  GMainContext *ctx = queue->dispatch_context;
+
+  if (ctx == NULL || !g_main_context_acquire (ctx))
+    return;
+  while (g_main_context_iteration (ctx, FALSE))
+    ;
+  g_main_context_release (ctx);
+}
+
+void
+gab_orphan_push (GabLoopItem *item)
+{
+  g_mutex_lock (&orphan_lock);
+  item->next = orphan_head;
+  orphan_head = item;
+  g_atomic_int_inc (&orphan_count);
+  g_mutex_unlock (&orphan_lock);
+}
+
+void
+gab_orphans_flush (void)
+{
+  GabLoopItem *items;
+
+  if (g_atomic_int_get (&orphan_count) == 0)
+    return;
+  g_mutex_lock (&orphan_lock);
+  items = orphan_head;
+  orphan_head = NULL;
+  g_atomic_int_set (&orphan_count, 0);
+  g_mutex_unlock (&orphan_lock);
+
+  while (items != NULL)
+    {
+      GabLoopItem *item = items;
+
+      items = item->next;
+      item->run (item, FALSE);
+    }
+}
+
+void
+gab_loop_queue_push (GabLoopQueue *queue,
+                     GabLoopItem  *item)
+{
+  gboolean wake;
+
+  item->next = NULL;
+  g_mutex_lock (&queue->lock);
+  if (G_UNLIKELY (queue->dead))
+    {
+      g_mutex_unlock (&queue->lock);
+      gab_orphan_push (item);
+      return;
+    }
+  if (queue->tail != NULL)
+    queue->tail->next = item;
+  else
+    queue->head = item;
+  queue->tail = item;
+  wake = !queue->wake_pending;
+  queue->wake_pending = TRUE;
+  g_mutex_unlock (&queue->lock);
+
+  if (wake)
+    {
+      guint64 one = 1;
+
+      /* The fd stays open while the caller holds its reference. */
+      while (write (queue->fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    }
+}
+
+static GabLoopItem *
+queue_steal (GabLoopQueue *queue,
+             gboolean      mark_dead)
+{
+  GabLoopItem *items;
+
+  g_mutex_lock (&queue->lock);
+  items = queue->head;
+  queue->head = queue->tail = NULL;
+  queue->wake_pending = FALSE;
+  if (mark_dead)
+    queue->dead = TRUE;
+  g_mutex_unlock (&queue->lock);
+  return items;
+}
+
+static void
+run_items (GabLoopItem *items,
+           gboolean     alive)
+{
+  while (items != NULL)
+    {
+      GabLoopItem *item = items;
+
+      items = item->next;
+      item->run (item, alive);
+    }
+}
+
+/* Loop thread, GIL: the eventfd became readable. */
+static void
+queue_drain (GabLoopQueue *queue)
+{
+  guint64 count;
+
+  /* Read first, steal second: a push in between finds wake_pending still
+   * set, adds to the list and is taken by the steal below. */
+  while (read (queue->fd, &count, sizeof count) < 0 && errno == EINTR)
+    ;
+  run_items (queue_steal (queue, FALSE), TRUE);
+  gab_orphans_flush ();
+}
+
+/* GIL: the loop was collected (or the bridge shuts down). */
+static void
+queue_kill (GabLoopQueue *queue)
+{
+  if (last_queue == queue)
+    {
+      last_queue = NULL;
+      last_loop = NULL;
+    }
+  run_items (queue_steal (queue, TRUE), FALSE);
+  Py_CLEAR (queue->loop_ref);
+  queue->loop = NULL;
+}
+
+static PyObject *
+queue_handle_call (PyObject *self,
+                   PyObject *args,
+                   PyObject *kwargs)
+{
+  GabLoopQueue *queue = ((QueueHandle *) self)->queue;
+
+  if (PyTuple_GET_SIZE (args) == 0)
+    queue_drain (queue);
+  else if (queue->loop != NULL)
+    {
+      /* The weakref fired: the loop is gone. The registry holds one
+       * reference of the queue; keep ours until the end of this call. */
+      gab_loop_queue_ref (queue);
+      g_hash_table_remove (queues, queue->loop);
+      queue_kill (queue);
+      gab_loop_queue_unref (queue);
+      gab_orphans_flush ();
+    }
+  Py_RETURN_NONE;
+}
+
+static void
+queue_handle_dealloc (PyObject *self)
+{
+  gab_loop_queue_unref (((QueueHandle *) self)->queue);
+  Py_TYPE (self)->tp_free (self);
+}
+
+static PyTypeObject QueueHandle_Type = {
+  PyVarObject_HEAD_INIT (NULL, 0)
+  .tp_name = "gasyncbridge._LoopQueue",
+  .tp_basicsize = sizeof (QueueHandle),
+  .tp_flags = Py_TPFLAGS_DEFAULT,
+  .tp_call = queue_handle_call,
+  .tp_dealloc = queue_handle_dealloc,
+  .tp_doc = "Wakes an asyncio loop for gasyncbridge completions.",
+};
+
+static void
+registry_value_free (gpointer data)
+{
+  gab_loop_queue_unref (data);
+}
+
+static GabLoopQueue *
+queue_new (PyObject *loop)
+{
+  GabLoopQueue *queue;
+  QueueHandle *handle;
+  PyObject *ret, *fd_obj;
+
+  if (PyType_Ready (&QueueHandle_Type) < 0)
+    return NULL;
+
+  queue = g_new0 (GabLoopQueue, 1);
+  queue->ref_count = 1;
+  g_mutex_init (&queue->lock);
+  queue->fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (queue->fd < 0)
+    {
+      PyErr_SetFromErrno (PyExc_OSError);
+      g_mutex_clear (&queue->lock);
+      g_free (queue);
+      return NULL;
+    }
+  queue->loop = loop;
+
+  handle = PyObject_New (QueueHandle, &QueueHandle_Type);
+  if (handle == NULL)
+    {
+      gab_loop_queue_unref (queue);
+      return NULL;
+    }
+  handle->queue = gab_loop_queue_ref (queue);
+
+  /* The loop holds the handle (as its reader); the handle holds the queue,
+   * never the loop, so the loop can be collected. */
+  queue->loop_ref = PyWeakref_NewRef (loop, (PyObject *) handle);
+  if (queue->loop_ref == NULL)
+    goto fail;
+  fd_obj = PyLong_FromLong (queue->fd);
+  if (fd_obj == NULL)
+    goto fail;
+  ret = PyObject_CallMethodObjArgs (loop, gab_py.s_add_reader, fd_obj,
+                                    (PyObject *) handle, NULL);
+  Py_DECREF (fd_obj);
+  if (ret == NULL)
+    goto fail;
+  Py_DECREF (ret);
+  Py_DECREF (handle);
+  return queue;
+
+fail:
+  Py_CLEAR (queue->loop_ref);
+  queue->loop = NULL;
+  Py_DECREF (handle);
+  gab_loop_queue_unref (queue);
+  return NULL;
+}
+
+GabLoopQueue *
+gab_loop_queue_get (PyObject *loop)
+{
+  GabLoopQueue *queue;
+
+  if (G_LIKELY (loop == last_loop && last_queue != NULL))
+    return last_queue;
+  if (queues == NULL)
+    queues = g_hash_table_new_full (NULL, NULL, NULL, registry_value_free);
+  queue = g_hash_table_lookup (queues, loop);
+  if (queue == NULL)
+    {
+      queue = queue_new (loop);
+      if (queue == NULL)
+        return NULL;
+      g_hash_table_insert (queues, loop, queue);
+    }
+  last_loop = loop;
+  last_queue = queue;
+  return queue;
+}
+
+void
+gab_loop_queues_close (void)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (queues == NULL)
+    return;
+  g_hash_table_iter_init (&iter, queues);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      GabLoopQueue *queue = value;
+      PyObject *running;
+      int is_running = 0;
+
+      running = PyObject_CallMethodNoArgs (queue->loop, gab_py.s_is_running);
+      if (running != NULL)
+        is_running = PyObject_IsTrue (running);
+      Py_XDECREF (running);
+      PyErr_Clear ();
+      /* A running loop drains its own queue; the others never will. */
+      if (is_running != 1)
+        run_items (queue_steal (queue, FALSE), FALSE);
+    }
+}

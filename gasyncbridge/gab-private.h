@@ -1,0 +1,187 @@
+/* gab-private.h: what the files of the bridge layer share.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <gio/gio.h>
+
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-runtime-private.h"
+
+G_BEGIN_DECLS
+
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *
+Py_NewRef (PyObject *object)
+{
+  Py_INCREF (object);
+  return object;
+}
+#endif
+
+/* ---- gab-python.c: interpreter glue ---------------------------------- */
+
+/* Objects looked up once and kept for the life of the interpreter. */
+typedef struct
+{
+  PyObject *asyncio;
+  PyObject *get_running_loop;   /* asyncio._get_running_loop: None if none */
+  PyObject *cancelled_error;    /* asyncio.CancelledError */
+  PyObject *ensure_future;
+  PyObject *new_event_loop;
+  PyObject *copy_context;       /* contextvars.copy_context */
+  PyObject *glib_error;         /* gasyncbridge.GLibError */
+  /* interned method and keyword names */
+  PyObject *s_create_future;
+  PyObject *s_add_done_callback;
+  PyObject *s_set_result;
+  PyObject *s_set_exception;
+  PyObject *s_cancel;
+  PyObject *s_cancelled;
+  PyObject *s_done;
+  PyObject *s_result;
+  PyObject *s_exception;
+  PyObject *s_context;
+  PyObject *s_add_reader;
+  PyObject *s_create_task;
+  PyObject *s_is_running;
+  PyObject *s_is_closed;
+  PyObject *s_run;
+  PyObject *s_domain;
+  PyObject *s_code;
+  PyObject *s_message;
+  PyObject *s_close;
+  PyObject *s_loop;
+  PyObject *s_call_soon_threadsafe;
+  PyObject *kw_context;         /* ("context",) */
+  PyObject *kw_loop;            /* ("loop",) */
+} GabPy;
+
+extern GabPy gab_py;
+
+/* GIL held. Looks up gab_py, registers the atexit shutdown and the runtime
+ * hooks, the first time. FALSE with a Python exception set on failure. */
+gboolean  gab_python_ensure        (void);
+/* Same, for callers that report a GError. */
+gboolean  gab_python_ensure_error  (GError **error);
+/* Any thread. Drops a reference now if this thread holds the GIL, else
+ * queues it for the next time the bridge runs with the GIL. */
+void      gab_py_decref            (PyObject *object);
+/* Any thread. Takes the GIL; on the runtime thread it reuses one pinned
+ * PyThreadState instead of creating one per call. */
+PyGILState_STATE gab_gil_acquire   (void);
+void      gab_gil_release          (PyGILState_STATE state);
+/* Runtime thread: create its persistent PyThreadState, once, so that
+ * PyGILState_Ensure() there never creates and destroys one per call. */
+void      gab_python_pin_runtime_thread (void);
+/* GIL held: the running loop of this thread, new ref, or NULL (no error). */
+PyObject *gab_py_running_loop      (void);
+/* GIL held: future.done(), with the C fast path. -1 on error. */
+int       gab_py_future_done       (PyObject *future);
+
+/* A reference-counted box around one Python reference, so that the
+ * reference can be shared and dropped from threads without the GIL. */
+typedef struct _GabPyRef GabPyRef;
+GabPyRef *gab_py_ref_new   (PyObject *object);   /* GIL held; takes a new ref */
+GabPyRef *gab_py_ref_ref   (GabPyRef *ref);      /* any thread */
+void      gab_py_ref_unref (GabPyRef *ref);      /* any thread */
+PyObject *gab_py_ref_get   (GabPyRef *ref);      /* GIL held; borrowed */
+
+/* ---- gab-loop-queue.c: completions crossing into an asyncio loop ----- */
+
+typedef struct _GabLoopItem GabLoopItem;
+struct _GabLoopItem
+{
+  GabLoopItem *next;
+  /* Called once, with the GIL. @alive is TRUE on the loop's own thread
+   * from the running loop; FALSE when the loop has gone away (closed and
+   * collected, or the bridge shut down), and the item only cleans up. */
+  void (*run) (GabLoopItem *item,
+               gboolean     alive);
+};
+
+typedef struct _GabLoopQueue GabLoopQueue;
+
+GabLoopQueue *gab_loop_queue_get          (PyObject     *loop);   /* GIL; transfer none; NULL + exception */
+GabLoopQueue *gab_loop_queue_ref          (GabLoopQueue *queue);  /* any thread */
+void          gab_loop_queue_unref        (GabLoopQueue *queue);  /* any thread */
+PyObject     *gab_loop_queue_get_loop     (GabLoopQueue *queue);  /* GIL; borrowed; NULL once gone */
+/* GIL: a private GMainContext for GTask callbacks of C code called on
+ * this loop's thread, where GLib's default context is not iterated. */
+GMainContext *gab_loop_queue_get_dispatch_context (GabLoopQueue *queue);
+/* GIL, on the loop's thread: dispatch what is ready in that context. */
+void          gab_loop_queue_dispatch     (GabLoopQueue *queue);
+void          gab_loop_queue_push         (GabLoopQueue *queue,
+                                           GabLoopItem  *item);   /* any thread, no GIL */
+/* Any thread, no GIL: run @item under the GIL at the next opportunity. */
+void          gab_orphan_push             (GabLoopItem  *item);
+/* GIL held: run orphaned items. Cheap when there are none. */
+void          gab_orphans_flush           (void);
+/* GIL held, at shutdown: clean up the items of loops that are not running. */
+void          gab_loop_queues_close       (void);
+
+/* ---- gab-task-locals.c ------------------------------------------------ */
+
+struct _GabTaskLocals
+{
+  gint          ref_count;
+  GabLoopQueue *queue;     /* strong; the loop is reached through it */
+  PyObject     *context;   /* strong; dropped with gab_py_decref */
+};
+
+GabTaskLocals *gab_task_locals_new_for_queue (GabLoopQueue  *queue,
+                                              PyObject      *context);   /* GIL; takes a new ref */
+/* Where Python work started from C goes: the current locals, else the
+ * running loop of this thread (GIL), else the default. Transfer full. */
+GabTaskLocals *gab_task_locals_resolve       (GError       **error);
+/* Runtime thread fast path: make @locals current, return the previous. */
+GabTaskLocals *gab_task_locals_swap          (GabTaskLocals *locals);
+
+/* ---- gab-future.c ----------------------------------------------------- */
+
+gboolean gab_future_types_init (void);
+/* Runtime thread, shutdown: fail pending C operations. */
+void     gab_future_close_all  (void);
+gboolean gab_future_all_idle   (void);
+
+/* ---- gab-into-future.c ------------------------------------------------ */
+
+gboolean gab_into_future_types_init (void);
+/* GIL held, shutdown: fail pending Python awaits with G_IO_ERROR_CLOSED. */
+void     gab_into_future_close_all  (void);
+/* A GTask for a caller of gab_into_future_async() or gab_call_async(),
+ * whose callback runs in the caller's thread-default context, or from the
+ * caller's asyncio loop through @dispatch_queue (set, transfer full). */
+GTask   *gab_task_new_for_caller    (GCancellable         *cancellable,
+                                     GAsyncReadyCallback   callback,
+                                     gpointer              user_data,
+                                     gpointer              source_tag,
+                                     GabLoopQueue        **dispatch_queue);
+/* Loop thread, GIL: runs @awaitable as a task of @locals and completes
+ * @task with its outcome. Takes @task and @dispatch_queue. */
+void     gab_into_future_start      (GabTaskLocals *locals,
+                                     PyObject      *awaitable,
+                                     GTask         *task,
+                                     GabLoopQueue  *dispatch_queue,
+                                     gboolean       want_variant);
+/* Completes @task now with @value/@variant or @error (taken), its callback
+ * dispatched later. GIL held if @value is given. Takes @task, @dispatch_queue. */
+void     gab_into_future_return     (GTask         *task,
+                                     GabLoopQueue  *dispatch_queue,
+                                     gboolean       want_variant,
+                                     PyObject      *value,
+                                     GVariant      *variant,
+                                     GError        *error);
+
+/* ---- gab-error.c ------------------------------------------------------ */
+
+gboolean gab_error_types_init (void);
+/* GIL held: the GError for an exception object (mapped or kept). */
+GError  *gab_error_from_exception (PyObject *exception);
+/* The message of a Python exception object, "Type: str(exc)". */
+gchar   *gab_exception_describe (PyObject *exception);
+
+G_END_DECLS

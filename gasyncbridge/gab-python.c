@@ -1,0 +1,343 @@
+/* gab-python.c: interpreter glue shared by the bridge — cached lookups,
+ * the GIL on the runtime thread, references dropped from threads that do
+ * not hold the GIL, and the shutdown that runs at interpreter exit.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "gab-private.h"
+
+GabPy gab_py;
+static gboolean python_ready;
+
+static gboolean
+py_is_finalizing (void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing ();
+#else
+  return _Py_IsFinalizing ();
+#endif
+}
+
+/* Python is usable from this process: initialized and not finalizing. */
+static gboolean
+py_usable (void)
+{
+  return Py_IsInitialized () && !py_is_finalizing ();
+}
+
+/* ---- references dropped without the GIL ------------------------------ */
+
+typedef struct
+{
+  GabLoopItem item;
+  PyObject   *object;
+} DecrefItem;
+
+static void
+decref_item_run (GabLoopItem *item,
+                 gboolean     alive)
+{
+  DecrefItem *self = (DecrefItem *) item;
+
+  Py_DECREF (self->object);
+  g_free (self);
+}
+
+void
+gab_py_decref (PyObject *object)
+{
+  DecrefItem *item;
+
+  if (object == NULL)
+    return;
+  if (!Py_IsInitialized ())
+    return;   /* the interpreter is gone, and its objects with it */
+  if (PyGILState_Check ())
+    {
+      Py_DECREF (object);
+      return;
+    }
+  /* No GIL here: the reference travels to the next thread that has it. */
+  item = g_new (DecrefItem, 1);
+  item->item.run = decref_item_run;
+  item->object = object;
+  gab_orphan_push (&item->item);
+}
+
+struct _GabPyRef
+{
+  gint      ref_count;
+  PyObject *object;
+};
+
+GabPyRef *
+gab_py_ref_new (PyObject *object)
+{
+  GabPyRef *ref = g_new (GabPyRef, 1);
+
+  ref->ref_count = 1;
+  ref->object = Py_NewRef (object);
+  return ref;
+}
+
+GabPyRef *
+gab_py_ref_ref (GabPyRef *ref)
+{
+  g_atomic_int_inc (&ref->ref_count);
+  return ref;
+}
+
+void
+gab_py_ref_unref (GabPyRef *ref)
+{
+  if (ref != NULL && g_atomic_int_dec_and_test (&ref->ref_count))
+    {
+      gab_py_decref (ref->object);
+      g_free (ref);
+    }
+}
+
+PyObject *
+gab_py_ref_get (GabPyRef *ref)
+{
+  return ref->object;
+}
+
+/* ---- the GIL on the runtime thread ----------------------------------- */
+
+/* The runtime thread keeps one PyThreadState for its whole life: creating
+ * and destroying a thread state per call is where other bridges lose most
+ * of their time. It is pinned by one PyGILState_Ensure that is released
+ * only when the thread exits. */
+static __thread gboolean         pinned;
+static __thread PyGILState_STATE pin_state;
+static __thread PyThreadState   *pin_tstate;
+
+PyGILState_STATE
+gab_gil_acquire (void)
+{
+  if (G_UNLIKELY (!pinned) && gab_is_runtime_thread ())
+    gab_python_pin_runtime_thread ();
+  return PyGILState_Ensure ();
+}
+
+void
+gab_gil_release (PyGILState_STATE state)
+{
+  PyGILState_Release (state);
+}
+
+void
+gab_python_pin_runtime_thread (void)
+{
+  if (G_LIKELY (pinned) || !py_usable ())
+    return;
+  pin_state = PyGILState_Ensure ();
+  pin_tstate = PyEval_SaveThread ();
+  pinned = TRUE;
+}
+
+static void
+runtime_thread_exit (void)
+{
+  if (!pinned)
+    return;
+  pinned = FALSE;
+  if (!py_usable ())
+    return;   /* taking the GIL now would stop this thread for good */
+  /* Retake the GIL with the pinned state, then let the outer
+   * PyGILState_Release delete it (and release the GIL). */
+  PyEval_RestoreThread (pin_tstate);
+  PyGILState_Release (pin_state);
+  pin_tstate = NULL;
+}
+
+/* ---- shutdown -------------------------------------------------------- */
+
+static void
+runtime_closing (void)
+{
+  PyGILState_STATE state;
+
+  /* C operations first: no GIL needed, their Python side is told through
+   * the loop queues. */
+  gab_future_close_all ();
+  if (!py_usable ())
+    return;
+  /* The shutdown caller released the GIL before waiting for us. */
+  state = gab_gil_acquire ();
+  gab_into_future_close_all ();
+  gab_gil_release (state);
+}
+
+static gpointer
+runtime_block_begin (void)
+{
+  /* Never wait for the runtime thread while holding the GIL it may need. */
+  if (py_usable () && PyGILState_Check ())
+    return PyEval_SaveThread ();
+  return NULL;
+}
+
+static void
+runtime_block_end (gpointer token)
+{
+  if (token != NULL)
+    PyEval_RestoreThread (token);
+}
+
+static const GabRuntimeHooks runtime_hooks = {
+  .closing = runtime_closing,
+  .idle = gab_future_all_idle,
+  .thread_exit = runtime_thread_exit,
+  .block_begin = runtime_block_begin,
+  .block_end = runtime_block_end,
+};
+
+static PyObject *
+atexit_shutdown (PyObject *self,
+                 PyObject *unused)
+{
+  /* Interpreter exit: stop the runtime while Python still works, then
+   * clean up what was left for loops that will never run again. */
+  gab_shutdown ();
+  gab_task_locals_set_default (NULL);
+  gab_loop_queues_close ();
+  gab_orphans_flush ();
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef atexit_def = {
+  "_gasyncbridge_shutdown", atexit_shutdown, METH_NOARGS,
+  "Shut the gasyncbridge runtime down (registered with atexit).",
+};
+
+/* ---- lookups --------------------------------------------------------- */
+
+static PyObject *
+intern (const char *name)
+{
+  return PyUnicode_InternFromString (name);
+}
+
+static gboolean
+python_init (void)
+{
+  PyObject *contextvars = NULL, *atexit_mod = NULL, *func = NULL, *ret = NULL;
+
+  gab_py.asyncio = PyImport_ImportModule ("asyncio");
+  if (gab_py.asyncio == NULL)
+    return FALSE;
+  contextvars = PyImport_ImportModule ("contextvars");
+  if (contextvars == NULL)
+    return FALSE;
+  gab_py.copy_context = PyObject_GetAttrString (contextvars, "copy_context");
+  Py_DECREF (contextvars);
+  gab_py.get_running_loop = PyObject_GetAttrString (gab_py.asyncio, "_get_running_loop");
+  gab_py.cancelled_error = PyObject_GetAttrString (gab_py.asyncio, "CancelledError");
+  gab_py.ensure_future = PyObject_GetAttrString (gab_py.asyncio, "ensure_future");
+  gab_py.new_event_loop = PyObject_GetAttrString (gab_py.asyncio, "new_event_loop");
+  if (gab_py.copy_context == NULL || gab_py.get_running_loop == NULL
+      || gab_py.cancelled_error == NULL || gab_py.ensure_future == NULL
+      || gab_py.new_event_loop == NULL)
+    return FALSE;
+
+#define INTERN(field, name) \
+  if ((gab_py.field = intern (name)) == NULL) return FALSE;
+  INTERN (s_create_future, "create_future");
+  INTERN (s_add_done_callback, "add_done_callback");
+  INTERN (s_set_result, "set_result");
+  INTERN (s_set_exception, "set_exception");
+  INTERN (s_cancel, "cancel");
+  INTERN (s_cancelled, "cancelled");
+  INTERN (s_done, "done");
+  INTERN (s_result, "result");
+  INTERN (s_exception, "exception");
+  INTERN (s_context, "context");
+  INTERN (s_add_reader, "add_reader");
+  INTERN (s_create_task, "create_task");
+  INTERN (s_is_running, "is_running");
+  INTERN (s_is_closed, "is_closed");
+  INTERN (s_run, "run");
+  INTERN (s_domain, "domain");
+  INTERN (s_code, "code");
+  INTERN (s_message, "message");
+  INTERN (s_close, "close");
+  INTERN (s_loop, "loop");
+  INTERN (s_call_soon_threadsafe, "call_soon_threadsafe");
+#undef INTERN
+  gab_py.kw_context = PyTuple_Pack (1, gab_py.s_context);
+  gab_py.kw_loop = PyTuple_Pack (1, gab_py.s_loop);
+  if (gab_py.kw_context == NULL || gab_py.kw_loop == NULL)
+    return FALSE;
+
+  if (!gab_error_types_init () || !gab_future_types_init ()
+      || !gab_into_future_types_init ())
+    return FALSE;
+
+  atexit_mod = PyImport_ImportModule ("atexit");
+  if (atexit_mod == NULL)
+    return FALSE;
+  func = PyCFunction_New (&atexit_def, NULL);
+  if (func != NULL)
+    ret = PyObject_CallMethod (atexit_mod, "register", "O", func);
+  Py_XDECREF (func);
+  Py_DECREF (atexit_mod);
+  if (ret == NULL)
+    return FALSE;
+  Py_DECREF (ret);
+
+  gab_runtime_set_hooks (&runtime_hooks);
+  return TRUE;
+}
+
+gboolean
+gab_python_ensure (void)
+{
+  if (G_LIKELY (python_ready))
+    return TRUE;
+  if (!python_init ())
+    return FALSE;
+  python_ready = TRUE;
+  return TRUE;
+}
+
+gboolean
+gab_python_ensure_error (GError **error)
+{
+  if (!Py_IsInitialized ())
+    {
+      g_set_error_literal (error, GAB_ERROR, GAB_ERROR_PYTHON_NOT_INITIALIZED,
+                           "The Python interpreter is not initialized");
+      return FALSE;
+    }
+  if (gab_python_ensure ())
+    return TRUE;
+  gab_error_set_from_python (error);
+  return FALSE;
+}
+
+PyObject *
+gab_py_running_loop (void)
+{
+  PyObject *loop = PyObject_CallNoArgs (gab_py.get_running_loop);
+
+  if (loop == Py_None)
+    Py_CLEAR (loop);
+  PyErr_Clear ();
+  return loop;
+}
+
+int
+gab_py_future_done (PyObject *future)
+{
+  PyObject *done = PyObject_CallMethodNoArgs (future, gab_py.s_done);
+  int ret;
+
+  if (done == NULL)
+    return -1;
+  ret = PyObject_IsTrue (done);
+  Py_DECREF (done);
+  return ret;
+}

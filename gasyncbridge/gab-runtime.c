@@ -1,0 +1,534 @@
+/* gab-runtime.c: the runtime — a GMainContext run by a GMainLoop on the
+ * background thread "gab-runtime", or an application's own context.
+ *
+ * Work reaches the runtime thread through an inbox: a FIFO list of items
+ * embedded in the callers' structs, guarded by one mutex, and one GSource
+ * whose ready time is set only when the list goes from empty to non-empty.
+ * A burst of a thousand requests therefore costs one wakeup of the context,
+ * not a thousand idle sources.
+ *
+ * This file includes no Python.h: the bridge installs GabRuntimeHooks for
+ * the few moments (shutdown) where Python must be taken care of.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "gab-runtime-private.h"
+
+/* How long shutdown waits for cancelled GIO operations to call back. */
+#define GAB_SHUTDOWN_GRACE_USEC (2 * G_USEC_PER_SEC)
+
+typedef enum
+{
+  STATE_NONE,
+  STATE_RUNNING,
+  STATE_CLOSING,
+  STATE_SHUT_DOWN,
+} RuntimeState;
+
+typedef struct
+{
+  GSource parent;
+} InboxSource;
+
+/* Everything below is guarded by `lock`, except what only the runtime
+ * thread touches (noted). */
+static GMutex        lock;
+static GCond         cond;
+static RuntimeState  state = STATE_NONE;
+static GMainContext *context;      /* runtime's context, strong ref */
+static GMainLoop    *main_loop;    /* only with our own thread */
+static GThread      *thread;       /* NULL when the application owns the context */
+static GSource      *inbox_source; /* strong ref */
+static GabRuntimeItem *inbox_head;
+static GabRuntimeItem *inbox_tail;
+static gboolean      inbox_wake_pending;
+static gboolean      closing_done;
+static const GabRuntimeHooks *hooks;
+
+static __thread gboolean on_own_thread;
+
+static gboolean
+inbox_dispatch (GSource     *source,
+                GSourceFunc  callback,
+                gpointer     user_data)
+{
+  GabRuntimeItem *items;
+
+  /* Re-arm before taking the batch: a push that lands after the steal below
+   * sees inbox_wake_pending == FALSE and sets the ready time again. */
+  g_source_set_ready_time (source, -1);
+
+  g_mutex_lock (&lock);
+  items = inbox_head;
+  inbox_head = inbox_tail = NULL;
+  inbox_wake_pending = FALSE;
+  g_mutex_unlock (&lock);
+
+  while (items != NULL)
+    {
+      GabRuntimeItem *item = items;
+
+      items = item->next;
+      item->next = NULL;
+      item->run (item);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs inbox_funcs = {
+  .dispatch = inbox_dispatch,
+};
+
+static GSource *
+inbox_source_new (void)
+{
+  GSource *source = g_source_new (&inbox_funcs, sizeof (InboxSource));
+
+  g_source_set_static_name (source, "gab-runtime-inbox");
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_ready_time (source, -1);
+  return source;
+}
+
+static gpointer
+runtime_thread_main (gpointer data)
+{
+  GMainLoop *loop = data;
+
+  on_own_thread = TRUE;
+  g_main_context_push_thread_default (g_main_loop_get_context (loop));
+  g_main_loop_run (loop);
+  if (hooks != NULL && hooks->thread_exit != NULL)
+    hooks->thread_exit ();
+  g_main_context_pop_thread_default (g_main_loop_get_context (loop));
+  g_main_loop_unref (loop);
+  return NULL;
+}
+
+/* Called with `lock` held. */
+static gboolean
+start_locked (GMainContext  *app_context,
+              GError       **error)
+{
+  inbox_head = inbox_tail = NULL;
+  inbox_wake_pending = FALSE;
+  closing_done = FALSE;
+
+  if (app_context != NULL)
+    {
+      context = g_main_context_ref (app_context);
+      thread = NULL;
+    }
+  else
+    {
+      context = g_main_context_new ();
+      main_loop = g_main_loop_new (context, FALSE);
+    }
+
+  inbox_source = inbox_source_new ();
+  g_source_attach (inbox_source, context);
+
+  if (app_context == NULL)
+    {
+      /* The thread owns one reference of the loop; main_loop keeps ours. */
+      thread = g_thread_try_new ("gab-runtime", runtime_thread_main,
+                                 g_main_loop_ref (main_loop), error);
+      if (thread == NULL)
+        {
+          g_main_loop_unref (main_loop);
+          g_source_destroy (inbox_source);
+          g_clear_pointer (&inbox_source, g_source_unref);
+          g_clear_pointer (&main_loop, g_main_loop_unref);
+          g_clear_pointer (&context, g_main_context_unref);
+          return FALSE;
+        }
+    }
+
+  state = STATE_RUNNING;
+  return TRUE;
+}
+
+/**
+ * gab_init:
+ * @error: return location for a #GError
+ *
+ * Starts the runtime: a thread named "gab-runtime" that runs a #GMainLoop on
+ * a new #GMainContext, pushed as that thread's thread-default context.
+ * Idempotent; every bridge call also starts it on first use. After
+ * gab_shutdown(), gab_init() starts a new runtime (implicit first use does
+ * not: it fails with %G_IO_ERROR_CLOSED instead).
+ *
+ * Returns: %TRUE if the runtime is running
+ */
+gboolean
+gab_init (GError **error)
+{
+  gboolean ok = TRUE;
+
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  g_mutex_lock (&lock);
+  if (state == STATE_SHUT_DOWN)
+    state = STATE_NONE;
+  if (state == STATE_NONE)
+    ok = start_locked (NULL, error);
+  else if (state == STATE_CLOSING)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+                           "The gasyncbridge runtime is shutting down");
+      ok = FALSE;
+    }
+  g_mutex_unlock (&lock);
+  return ok;
+}
+
+/**
+ * gab_init_with_context:
+ * @context: the application's #GMainContext, usually g_main_context_default()
+ * @error: return location for a #GError
+ *
+ * Makes @context the runtime: no thread is started, and the application
+ * iterates @context itself (a GTK main loop, say). Use it with
+ * gab_start_asyncio_thread() so that asyncio runs on a background thread.
+ * Calling it again with the same context is harmless; with another context,
+ * or after the runtime was started on its own thread, it fails with
+ * %G_IO_ERROR_EXISTS.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+gab_init_with_context (GMainContext  *app_context,
+                       GError       **error)
+{
+  gboolean ok = TRUE;
+
+  g_return_val_if_fail (app_context != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  g_mutex_lock (&lock);
+  if (state == STATE_SHUT_DOWN)
+    state = STATE_NONE;
+  if (state == STATE_NONE)
+    ok = start_locked (app_context, error);
+  else if (state != STATE_RUNNING || context != app_context)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                           "The gasyncbridge runtime is already running on "
+                           "another GMainContext");
+      ok = FALSE;
+    }
+  g_mutex_unlock (&lock);
+  return ok;
+}
+
+/* Implicit first use: like gab_init(), but a runtime that was shut down
+ * stays down, so that late work at interpreter exit fails cleanly instead
+ * of starting a new thread. */
+gboolean
+gab_runtime_ensure (GError **error)
+{
+  gboolean ok = TRUE;
+
+  g_mutex_lock (&lock);
+  if (state == STATE_NONE)
+    ok = start_locked (NULL, error);
+  else if (state != STATE_RUNNING)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+                           "The gasyncbridge runtime has been shut down");
+      ok = FALSE;
+    }
+  g_mutex_unlock (&lock);
+  return ok;
+}
+
+/**
+ * gab_get_context:
+ *
+ * The runtime's #GMainContext, starting the runtime if needed.
+ *
+ * Returns: (transfer none) (nullable): the context, or %NULL if the runtime
+ *   has been shut down or could not start
+ */
+GMainContext *
+gab_get_context (void)
+{
+  GMainContext *ctx;
+
+  if (!gab_runtime_ensure (NULL))
+    return NULL;
+  g_mutex_lock (&lock);
+  ctx = context;
+  g_mutex_unlock (&lock);
+  return ctx;
+}
+
+/**
+ * gab_is_runtime_thread:
+ *
+ * Whether the calling thread is the runtime thread: "gab-runtime", or the
+ * owner of the application's context given to gab_init_with_context().
+ *
+ * Returns: %TRUE on the runtime thread
+ */
+gboolean
+gab_is_runtime_thread (void)
+{
+  GMainContext *ctx;
+
+  if (on_own_thread)
+    return TRUE;
+  g_mutex_lock (&lock);
+  ctx = thread == NULL && state == STATE_RUNNING ? context : NULL;
+  g_mutex_unlock (&lock);
+  return ctx != NULL && g_main_context_is_owner (ctx);
+}
+
+/**
+ * gab_runtime_is_closing:
+ *
+ * Whether shutdown has begun (or finished).
+ */
+gboolean
+gab_runtime_is_closing (void)
+{
+  gboolean closing;
+
+  g_mutex_lock (&lock);
+  closing = state == STATE_CLOSING || state == STATE_SHUT_DOWN;
+  g_mutex_unlock (&lock);
+  return closing;
+}
+
+/* Queues @item for the runtime thread. FALSE (and @item untouched) once
+ * shutdown has begun; the caller then completes its work itself. */
+static gboolean
+runtime_push_internal (GabRuntimeItem *item,
+                       gboolean        during_close)
+{
+  gboolean wake;
+
+  item->next = NULL;
+  g_mutex_lock (&lock);
+  if (state != STATE_RUNNING && !(during_close && state == STATE_CLOSING))
+    {
+      g_mutex_unlock (&lock);
+      return FALSE;
+    }
+  if (inbox_tail != NULL)
+    inbox_tail->next = item;
+  else
+    inbox_head = item;
+  inbox_tail = item;
+  wake = !inbox_wake_pending;
+  inbox_wake_pending = TRUE;
+  if (wake)
+    /* Thread-safe: takes the context's lock and wakes its poll. */
+    g_source_set_ready_time (inbox_source, 0);
+  g_mutex_unlock (&lock);
+  return TRUE;
+}
+
+gboolean
+gab_runtime_push (GabRuntimeItem *item)
+{
+  return runtime_push_internal (item, FALSE);
+}
+
+typedef struct
+{
+  GabRuntimeItem  item;
+  GSourceFunc     func;
+  gpointer        data;
+  GDestroyNotify  notify;
+} InvokeItem;
+
+static void
+invoke_item_run (GabRuntimeItem *item)
+{
+  InvokeItem *self = (InvokeItem *) item;
+
+  /* G_SOURCE_CONTINUE asks to run again, as with an idle source: go to the
+   * back of the queue so that other work gets its turn. */
+  if (self->func (self->data) == G_SOURCE_CONTINUE
+      && runtime_push_internal (item, FALSE))
+    return;
+  if (self->notify != NULL)
+    self->notify (self->data);
+  g_free (self);
+}
+
+/**
+ * gab_invoke:
+ * @func: the function to call on the runtime thread
+ * @data: (closure): data for @func
+ * @notify: (nullable): frees @data after @func returned %G_SOURCE_REMOVE
+ *
+ * Calls @func on the runtime thread, starting the runtime if needed. Calls
+ * run in the order they were made, always from the runtime's main loop
+ * (never inline, even on the runtime thread). If @func returns
+ * %G_SOURCE_CONTINUE it is called again after the work queued meanwhile.
+ * After gab_shutdown() @func is not called and @notify is called at once.
+ */
+void
+gab_invoke (GSourceFunc    func,
+            gpointer       data,
+            GDestroyNotify notify)
+{
+  InvokeItem *self;
+
+  g_return_if_fail (func != NULL);
+
+  self = g_new0 (InvokeItem, 1);
+  self->item.run = invoke_item_run;
+  self->func = func;
+  self->data = data;
+  self->notify = notify;
+  if (!gab_runtime_ensure (NULL) || !gab_runtime_push (&self->item))
+    {
+      g_debug ("gab_invoke() after gab_shutdown(): the call is dropped");
+      if (notify != NULL)
+        notify (data);
+      g_free (self);
+    }
+}
+
+/**
+ * gab_runtime_set_hooks:
+ * @hooks: (nullable): static hooks of the bridge layer
+ *
+ * Installs the bridge's shutdown hooks. Internal.
+ */
+void
+gab_runtime_set_hooks (const GabRuntimeHooks *new_hooks)
+{
+  g_mutex_lock (&lock);
+  hooks = new_hooks;
+  g_mutex_unlock (&lock);
+}
+
+typedef struct
+{
+  GabRuntimeItem item;
+  gint64         deadline;
+} CloseItem;
+
+static void
+close_finish (void)
+{
+  g_mutex_lock (&lock);
+  closing_done = TRUE;
+  g_cond_broadcast (&cond);
+  g_mutex_unlock (&lock);
+  if (main_loop != NULL)
+    g_main_loop_quit (main_loop);
+}
+
+static gboolean
+close_poll (gpointer data)
+{
+  CloseItem *self = data;
+
+  if ((hooks != NULL && hooks->idle != NULL && !hooks->idle ())
+      && g_get_monotonic_time () < self->deadline)
+    return G_SOURCE_CONTINUE;
+  close_finish ();
+  return G_SOURCE_REMOVE;
+}
+
+static void
+close_item_run (GabRuntimeItem *item)
+{
+  CloseItem *self = (CloseItem *) item;
+  GSource *poll;
+
+  /* Fail what is pending, then give cancelled GIO operations a moment to
+   * call back so that their memory is released. */
+  if (hooks != NULL && hooks->closing != NULL)
+    hooks->closing ();
+  poll = g_timeout_source_new (2);
+  g_source_set_static_name (poll, "gab-runtime-close");
+  g_source_set_callback (poll, close_poll, self, g_free);
+  g_source_attach (poll, context);
+  g_source_unref (poll);
+}
+
+/**
+ * gab_shutdown:
+ *
+ * Stops the runtime: operations still pending fail with %G_IO_ERROR_CLOSED
+ * (their GIO calls are cancelled), cancelled GIO calls get up to two seconds
+ * to call back, and the runtime thread is joined. Idempotent. Runs by itself
+ * at Python interpreter exit, before Python finalizes. Must not be called
+ * from the runtime thread.
+ */
+void
+gab_shutdown (void)
+{
+  CloseItem *close_item;
+  gpointer token = NULL;
+  GThread *join;
+  GMainContext *ctx;
+
+  g_mutex_lock (&lock);
+  if (state != STATE_RUNNING)
+    {
+      g_mutex_unlock (&lock);
+      return;
+    }
+  if (on_own_thread)
+    {
+      g_mutex_unlock (&lock);
+      g_critical ("gab_shutdown() must not be called from the runtime thread");
+      return;
+    }
+  state = STATE_CLOSING;
+  ctx = context;
+  join = thread;
+  g_mutex_unlock (&lock);
+
+  close_item = g_new0 (CloseItem, 1);
+  close_item->item.run = close_item_run;
+  close_item->deadline = g_get_monotonic_time () + GAB_SHUTDOWN_GRACE_USEC;
+
+  /* The runtime thread may need the GIL to finish Python work: let go of
+   * it while we wait. */
+  if (hooks != NULL && hooks->block_begin != NULL)
+    token = hooks->block_begin ();
+
+  if (join != NULL)
+    {
+      runtime_push_internal (&close_item->item, TRUE);
+      g_thread_join (join);
+    }
+  else if (g_main_context_acquire (ctx))
+    {
+      /* The application's context, and we may iterate it: do it here. */
+      runtime_push_internal (&close_item->item, TRUE);
+      while (!closing_done)
+        g_main_context_iteration (ctx, TRUE);
+      g_main_context_release (ctx);
+    }
+  else
+    {
+      /* Another thread iterates the application's context: wait for it. */
+      runtime_push_internal (&close_item->item, TRUE);
+      g_mutex_lock (&lock);
+      while (!closing_done)
+        g_cond_wait (&cond, &lock);
+      g_mutex_unlock (&lock);
+    }
+
+  if (hooks != NULL && hooks->block_end != NULL)
+    hooks->block_end (token);
+
+  g_mutex_lock (&lock);
+  g_source_destroy (inbox_source);
+  g_clear_pointer (&inbox_source, g_source_unref);
+  g_clear_pointer (&main_loop, g_main_loop_unref);
+  g_clear_pointer (&context, g_main_context_unref);
+  thread = NULL;
+  state = STATE_SHUT_DOWN;
+  g_mutex_unlock (&lock);
+}

@@ -1,0 +1,2 @@
+/* gab-testing.c: the test harness (see gab-testing.h). */
+#include "gab-private.h"

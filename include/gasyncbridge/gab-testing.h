@@ -1,0 +1,2 @@
+/* gab-testing.h: the test harness for `meson test`. */
+#pragma once

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs, on Debian 12, the packages the build, the tests and the demo need.
+# Only what is missing is installed; `apt-get update` runs at most once, so a
+# second run on a ready machine costs a dpkg query and nothing else.
+set -euo pipefail
+
+pkgs=(meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libglib2.0-bin
+      python3 python3-dev python3-gi python3-pytest python3-uvloop valgrind)
+pkgs+=("$@")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "installed" ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+  sudo="sudo"
+fi
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
