@@ -167,7 +167,7 @@ static void
 check_still_works (void)
 {
   check_from_python ("{'a': [1, None], 'b': ('x', b'\\0')}", NULL,
-                     "{'a': <[just int64 1, nothing]>, 'b': <('x', b'\\0')>}");
+                     "{'a': <[just int64 1, nothing]>, 'b': <('x', [byte 0])>}");
   check_from_python ("300", "q", "uint16 300");
 }
 
@@ -192,7 +192,7 @@ check_error_object (PyObject   *object,
   g_assert_error (error, GAB_ERROR, GAB_ERROR_CONVERSION);
   g_assert_null (PyErr_Occurred ());
   g_assert_cmpint (Py_REFCNT (object), ==, refcount);
-  g_test_message ("%s -> %s: %s", PY_TYPE_NAME_FOR_MESSAGE (object),
+  g_test_message ("%s -> %s: %s", Py_TYPE (object)->tp_name,
                   type_string ? type_string : "(inferred)", error->message);
 
   va_start (args, type_string);
@@ -291,7 +291,9 @@ test_to_python_bytestring (void)
   assert_py_same (object, "b''");
   Py_DECREF (object);
 
-  check_to_python ("[b'ab', b'']", "[b'ab', b'']");
+  /* Bytestring literals of the text format carry their terminating nul. */
+  check_to_python ("[b'ab', b'']", "[b'ab\\0', b'\\0']");
+  check_to_python ("[[byte 1, 0], @ay []]", "[b'\\1\\0', b'']");
 }
 
 static void
@@ -416,10 +418,10 @@ test_infer_basic (void)
   check_from_python ("'héllo ✓ 😀'", NULL, "'héllo ✓ 😀'");
   check_from_python ("''", NULL, "''");
   check_from_python ("b''", NULL, "@ay []");
-  check_from_python ("b'\\0a\\0\\xff'", NULL, "b'\\0a\\0\\xff'");
-  check_from_python ("bytearray(b'x\\0y')", NULL, "b'x\\0y'");
-  check_from_python ("memoryview(b'abc')", NULL, "b'abc'");
-  check_from_python ("memoryview(b'abcdef')[::2]", NULL, "b'ace'");
+  check_from_python ("b'\\0a\\0\\xff'", NULL, "[byte 0, 0x61, 0, 0xff]");
+  check_from_python ("bytearray(b'x\\0y')", NULL, "[byte 0x78, 0, 0x79]");
+  check_from_python ("memoryview(b'abc')", NULL, "[byte 0x61, 0x62, 0x63]");
+  check_from_python ("memoryview(b'abcdef')[::2]", NULL, "[byte 0x61, 0x63, 0x65]");
   check_from_python ("__import__('array').array('B', [1, 0, 2])", NULL,
                      "[byte 1, 0, 2]");
 
@@ -472,7 +474,7 @@ test_infer_values (void)
   check_from_python ("[None, None]", NULL, "@amv [nothing, nothing]");
   check_from_python ("[1, 'a', None]", NULL, "[<int64 1>, <'a'>, <@mv nothing>]");
   check_from_python ("[]", NULL, "@av []");
-  check_from_python ("(1, 'x', b'\\0')", NULL, "(int64 1, 'x', b'\\0')");
+  check_from_python ("(1, 'x', b'\\0')", NULL, "(int64 1, 'x', [byte 0])");
   check_from_python ("{'a': 1, 'b': None, 'c': [1.5]}", NULL,
                      "{'a': <int64 1>, 'b': <@mv nothing>, 'c': <[1.5]>}");
   check_from_python ("{-1: 'm', 2**62: b''}", NULL,
@@ -610,7 +612,7 @@ test_explicit_containers (void)
   check_from_python ("range(3)", "an", "[int16 0, 1, 2]");
   check_from_python ("[1, 'a', None]", "av", "[<int64 1>, <'a'>, <@mv nothing>]");
   check_from_python ("[None, 2]", "ami", "[@mi nothing, 2]");
-  check_from_python ("[b'a\\0', bytearray(b'')]", "aay", "[b'a\\0', b'']");
+  check_from_python ("[b'a\\0', bytearray(b'')]", "aay", "[[byte 0x61, 0], @ay []]");
   check_from_python ("[1, 2, 255]", "ay", "[byte 1, 2, 255]");
   check_from_python ("b'\\0\\1'", "ay", "[byte 0, 1]");
   check_from_python ("['/a', '/b']", "ao", "[objectpath '/a', '/b']");
@@ -629,7 +631,7 @@ test_explicit_containers (void)
   check_from_python ("[1, ['x']]", "(yas)", "(byte 1, ['x'])");
   check_from_python ("('k', 5)", "{sv}", "@{sv} {'k', <int64 5>}");
   check_from_python ("{'outer': {'inner': [(1, [None, (2, 'x')])]}}",
-                     "a{sa{sa(ua(m(qs)))}}",
+                     "a{sa{sa(uam(qs))}}",
                      "{'outer': {'inner': [(uint32 1, [@m(qs) nothing, "
                      "(2, 'x')])]}}");
 }
@@ -728,7 +730,6 @@ test_explicit_type_errors (void)
   check_error ("{1: 'x'}", "a{ss}", "key 1: ", "'int'");
   check_error ("5", "(i)", "GVariant type '(i)'", "'int'");
   check_error ("'ab'", "(ss)", "GVariant type '(ss)'", "'str'");
-  check_error ("(1, 'a')", "(is)i", NULL, NULL);
   check_error ("[1, None]", "ai", "element 1: ", "'NoneType'");
   check_error ("(1, 'a')", "(ii)", "member 1: ", "'str'");
   check_error ("['x']", "mi", "GVariant type 'i'", "'list'");
@@ -751,13 +752,6 @@ test_explicit_type_errors (void)
 }
 
 static void
-check_error_bad_type (const char *type_string)
-{
-  /* A type string that parses, so that G_VARIANT_TYPE() accepts it. */
-  check_error ("(1, 'a')", type_string, type_string, "length 2");
-}
-
-static void
 test_tuple_length (void)
 {
   check_error ("(1,)", "(is)", "expected 2 members for GVariant type '(is)'",
@@ -767,7 +761,7 @@ test_tuple_length (void)
   check_error ("[1, 'a']", "(isi)", "expected 3 members", "'list' of length 2");
   check_error ("(1,)", "()", "expected 0 members", "length 1");
   check_error ("('a', 1, 2)", "{si}", "(key, value)", "length 3");
-  check_error_bad_type ("(iii)");
+  check_error ("(1, 'a')", "(iii)", "'(iii)'", "length 2");
 }
 
 static void
@@ -779,7 +773,7 @@ test_string_nul (void)
   check_error ("'i\\0'", "g", "embedded NUL", "'g'");
   check_error ("['ok', 'n\\0']", "as", "element 1: ", "embedded NUL");
   /* NUL is fine in bytes. */
-  check_from_python ("b'\\0\\0'", "ay", "b'\\0\\0'");
+  check_from_python ("b'\\0\\0'", "ay", "[byte 0, 0]");
 }
 
 static void
@@ -799,9 +793,10 @@ test_round_trip (void)
     "'s'",
     "objectpath '/o'",
     "signature 'g'",
-    "b'\\0\\1\\2\\xff'",
+    "[byte 0, 1, 2, 0xff]",
+    "b'nul-terminated'",
     "@ay []",
-    "<1>",
+    "<int64 1>",
     "@mi nothing",
     "@ms 'x'",
     "@as []",
@@ -810,8 +805,8 @@ test_round_trip (void)
     "()",
     "(1, 'a', (true, [1.5]))",
     "@a{sv} {}",
-    "{'a': <1>, 'b': <[<'x'>, <(1, @mb nothing)>]>, "
-    " 'c': <{'d': <@ax [1, 2]>, 'e': <b'\\0'>}>, "
+    "{'a': <int64 1>, 'b': <[<'x'>, <(int64 1, @mv nothing)>]>, "
+    " 'c': <{'d': <@ax [1, 2]>, 'e': <[byte 0]>}>, "
     " 'f': <@a(sa{sv}) [('x', {})]>}",
     "{1: 'a', 2: 'b'}",
     "{'k': [@mi 1, nothing]}",
@@ -897,15 +892,20 @@ test_pending_exception (void)
 
   /* Still the very same exception. */
   {
-    PyObject *type, *traceback, *text;
+    PyObject *text;
+#if PY_VERSION_HEX >= 0x030C0000
+    exception = PyErr_GetRaisedException ();
+#else
+    PyObject *type, *traceback;
 
     PyErr_Fetch (&type, &exception, &traceback);
     PyErr_NormalizeException (&type, &exception, &traceback);
+    Py_XDECREF (type);
+    Py_XDECREF (traceback);
+#endif
     text = PyObject_Str (exception);
     g_assert_cmpstr (PyUnicode_AsUTF8 (text), ==, "'pending'");
     Py_DECREF (text);
-    Py_XDECREF (type);
-    Py_XDECREF (traceback);
     Py_XDECREF (exception);
   }
   g_assert_null (PyErr_Occurred ());
@@ -931,7 +931,7 @@ test_no_python_leaks (void)
   PyObject *bad = py_eval ("{'a': [1, 2], 'b': [(1, 2**64)]}");
   PyObject *sys_module = PyDict_GetItemString (globals, "sys");
   PyObject *blocks_object;
-  long before, after;
+  long before = 0, after;
   guint round;
 
   for (round = 0; round < 2000; round++)
