@@ -1,0 +1,304 @@
+/* test-runtime.c: the runtime layer alone — pure GLib, no Python. */
+#include <gio/gio.h>
+#include <gasyncbridge/gab-version.h>
+#include <gasyncbridge/gab-runtime.h>
+
+typedef struct
+{
+  GMutex     lock;
+  GCond      cond;
+  GPtrArray *seen;
+  guint      expected;
+  guint      notified;
+  gboolean   all_on_runtime;
+  gboolean   all_default;
+} Recorder;
+
+static void
+recorder_init (Recorder *r,
+               guint     expected)
+{
+  g_mutex_init (&r->lock);
+  g_cond_init (&r->cond);
+  r->seen = g_ptr_array_new ();
+  r->expected = expected;
+  r->notified = 0;
+  r->all_on_runtime = TRUE;
+  r->all_default = TRUE;
+}
+
+static void
+recorder_wait (Recorder *r)
+{
+  g_mutex_lock (&r->lock);
+  while (r->seen->len < r->expected || r->notified < r->expected)
+    g_cond_wait (&r->cond, &r->lock);
+  g_mutex_unlock (&r->lock);
+}
+
+static void
+recorder_clear (Recorder *r)
+{
+  g_ptr_array_unref (r->seen);
+  g_mutex_clear (&r->lock);
+  g_cond_clear (&r->cond);
+}
+
+typedef struct
+{
+  Recorder *r;
+  gpointer  tag;
+  gint      runs_left;
+} Call;
+
+static gboolean
+record_func (gpointer data)
+{
+  Call *call = data;
+  Recorder *r = call->r;
+
+  g_mutex_lock (&r->lock);
+  if (!gab_is_runtime_thread ())
+    r->all_on_runtime = FALSE;
+  if (g_main_context_get_thread_default () != gab_get_context ())
+    r->all_default = FALSE;
+  if (call->runs_left > 0)
+    {
+      call->runs_left--;
+      g_mutex_unlock (&r->lock);
+      return G_SOURCE_CONTINUE;
+    }
+  g_ptr_array_add (r->seen, call->tag);
+  g_cond_broadcast (&r->cond);
+  g_mutex_unlock (&r->lock);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+record_notify (gpointer data)
+{
+  Call *call = data;
+  Recorder *r = call->r;
+
+  g_mutex_lock (&r->lock);
+  r->notified++;
+  g_cond_broadcast (&r->cond);
+  g_mutex_unlock (&r->lock);
+  g_free (call);
+}
+
+static void
+invoke_tagged (Recorder *r,
+               gpointer  tag,
+               gint      extra_runs)
+{
+  Call *call = g_new0 (Call, 1);
+
+  call->r = r;
+  call->tag = tag;
+  call->runs_left = extra_runs;
+  gab_invoke (record_func, call, record_notify);
+}
+
+static void
+test_init_idempotent (void)
+{
+  g_autoptr(GError) error = NULL;
+  GMainContext *ctx;
+
+  g_assert_true (gab_init (&error));
+  g_assert_no_error (error);
+  ctx = gab_get_context ();
+  g_assert_nonnull (ctx);
+  g_assert_true (gab_init (&error));
+  g_assert_true (gab_get_context () == ctx);
+  g_assert_false (gab_is_runtime_thread ());
+}
+
+static void
+test_invoke_fifo (void)
+{
+  Recorder r;
+
+  recorder_init (&r, 1000);
+  for (guint i = 0; i < 1000; i++)
+    invoke_tagged (&r, GUINT_TO_POINTER (i), 0);
+  recorder_wait (&r);
+  for (guint i = 0; i < 1000; i++)
+    g_assert_cmpuint (GPOINTER_TO_UINT (r.seen->pdata[i]), ==, i);
+  g_assert_true (r.all_on_runtime);
+  g_assert_true (r.all_default);
+  recorder_clear (&r);
+}
+
+typedef struct
+{
+  Recorder *r;
+  guint     base;
+} Producer;
+
+static gpointer
+producer_main (gpointer data)
+{
+  Producer *p = data;
+
+  for (guint i = 0; i < 1000; i++)
+    invoke_tagged (p->r, GUINT_TO_POINTER (p->base + i), 0);
+  return NULL;
+}
+
+static void
+test_invoke_from_many_threads (void)
+{
+  Recorder r;
+  Producer producers[4];
+  GThread *threads[4];
+  guint last[4] = { 0, 0, 0, 0 };
+
+  recorder_init (&r, 4000);
+  for (guint t = 0; t < 4; t++)
+    {
+      producers[t].r = &r;
+      producers[t].base = (t + 1) * 100000;
+      threads[t] = g_thread_new ("producer", producer_main, &producers[t]);
+    }
+  for (guint t = 0; t < 4; t++)
+    g_thread_join (threads[t]);
+  recorder_wait (&r);
+  g_assert_cmpuint (r.seen->len, ==, 4000);
+  /* Each producer's calls ran in the order it made them. */
+  for (guint i = 0; i < r.seen->len; i++)
+    {
+      guint v = GPOINTER_TO_UINT (r.seen->pdata[i]);
+      guint t = v / 100000 - 1;
+
+      g_assert_cmpuint (t, <, 4);
+      if (last[t] != 0)
+        g_assert_cmpuint (v, ==, last[t] + 1);
+      last[t] = v;
+    }
+  recorder_clear (&r);
+}
+
+static void
+test_invoke_continue (void)
+{
+  Recorder r;
+
+  recorder_init (&r, 2);
+  invoke_tagged (&r, GUINT_TO_POINTER (1), 3);
+  invoke_tagged (&r, GUINT_TO_POINTER (2), 0);
+  recorder_wait (&r);
+  /* The repeating call went to the back of the queue. */
+  g_assert_cmpuint (GPOINTER_TO_UINT (r.seen->pdata[0]), ==, 2);
+  g_assert_cmpuint (GPOINTER_TO_UINT (r.seen->pdata[1]), ==, 1);
+  g_assert_cmpuint (r.notified, ==, 2);
+  recorder_clear (&r);
+}
+
+static void
+test_shutdown_and_restart (void)
+{
+  g_autoptr(GError) error = NULL;
+  Recorder r;
+
+  g_assert_true (gab_init (NULL));
+  gab_shutdown ();
+  gab_shutdown ();   /* idempotent */
+
+  /* Implicit use after shutdown does not restart: the call is dropped and
+   * its data freed at once. */
+  recorder_init (&r, 0);
+  invoke_tagged (&r, GUINT_TO_POINTER (1), 0);
+  g_assert_cmpuint (r.notified, ==, 1);
+  g_assert_cmpuint (r.seen->len, ==, 0);
+  g_assert_null (gab_get_context ());
+  recorder_clear (&r);
+
+  /* An explicit gab_init() starts a new runtime. */
+  g_assert_true (gab_init (&error));
+  g_assert_no_error (error);
+  recorder_init (&r, 1);
+  invoke_tagged (&r, GUINT_TO_POINTER (7), 0);
+  recorder_wait (&r);
+  g_assert_true (r.all_on_runtime);
+  recorder_clear (&r);
+}
+
+static void
+test_init_with_other_context_fails (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GMainContext) other = g_main_context_new ();
+
+  g_assert_true (gab_init (NULL));
+  g_assert_false (gab_init_with_context (other, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS);
+  /* and the runtime still works */
+  g_assert_nonnull (gab_get_context ());
+}
+
+static void
+test_application_context (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GMainContext) app = g_main_context_new ();
+  Recorder r;
+
+  gab_shutdown ();
+  g_main_context_push_thread_default (app);
+  g_assert_true (gab_init_with_context (app, &error));
+  g_assert_no_error (error);
+  g_assert_true (gab_init_with_context (app, NULL));   /* same context: fine */
+  g_assert_true (gab_get_context () == app);
+
+  recorder_init (&r, 3);
+  for (guint i = 0; i < 3; i++)
+    invoke_tagged (&r, GUINT_TO_POINTER (i), 0);
+  /* Nothing runs until the application iterates its context. */
+  g_assert_cmpuint (r.seen->len, ==, 0);
+  while (r.notified < 3)
+    g_main_context_iteration (app, TRUE);
+  g_assert_true (r.all_on_runtime);
+  g_assert_cmpuint (r.seen->len, ==, 3);
+  recorder_clear (&r);
+
+  gab_shutdown ();
+  g_main_context_pop_thread_default (app);
+  g_assert_true (gab_init (NULL));
+}
+
+static void
+test_bad_input (void)
+{
+  g_test_expect_message ("Gab", G_LOG_LEVEL_CRITICAL, "*func != NULL*");
+  gab_invoke (NULL, NULL, NULL);
+  g_test_assert_expected_messages ();
+
+  g_test_expect_message ("Gab", G_LOG_LEVEL_CRITICAL, "*app_context != NULL*");
+  g_assert_false (gab_init_with_context (NULL, NULL));
+  g_test_assert_expected_messages ();
+
+  /* still usable */
+  test_invoke_fifo ();
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  int ret;
+
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/runtime/init-idempotent", test_init_idempotent);
+  g_test_add_func ("/runtime/invoke-fifo", test_invoke_fifo);
+  g_test_add_func ("/runtime/invoke-from-many-threads", test_invoke_from_many_threads);
+  g_test_add_func ("/runtime/invoke-continue", test_invoke_continue);
+  g_test_add_func ("/runtime/shutdown-and-restart", test_shutdown_and_restart);
+  g_test_add_func ("/runtime/init-with-other-context-fails", test_init_with_other_context_fails);
+  g_test_add_func ("/runtime/application-context", test_application_context);
+  g_test_add_func ("/runtime/bad-input", test_bad_input);
+  ret = g_test_run ();
+  gab_shutdown ();
+  return ret;
+}
