@@ -15,6 +15,8 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
+if os.environ.get("GAB_TEST_LOOPS"):
+    LOOPS = [k for k in os.environ["GAB_TEST_LOOPS"].split(",") if k in LOOPS]
 
 
 @pytest.fixture(params=LOOPS)

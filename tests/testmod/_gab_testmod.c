@@ -348,7 +348,7 @@ call_py_start (GCancellable        *cancellable,
 
   self->task = g_task_new (NULL, cancellable, callback, callback_data);
   gab_call_async (self->module, self->function,
-                  self->args ? g_variant_ref (self->args) : NULL,
+                  self->args,
                   cancellable, call_py_done, self);
 }
 
