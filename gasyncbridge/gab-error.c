@@ -38,7 +38,59 @@ gab_python_error_private_clear (GabPythonErrorPrivate *priv)
   g_clear_pointer (&priv->exception, gab_py_ref_unref);
 }
 
-G_DEFINE_EXTENDED_ERROR (GabPythonError, gab_python_error)
+/* What G_DEFINE_EXTENDED_ERROR expands to, but registered under the
+ * conventional "gab-python-error-quark" name (the macro would use the type
+ * name), which Python code sees as the exception's `.domain`. */
+static inline gsize
+private_size (void)
+{
+  const gsize align = 2 * sizeof (gsize);
+
+  return (sizeof (GabPythonErrorPrivate) + (align - 1)) & -align;
+}
+
+static GabPythonErrorPrivate *
+gab_python_error_get_private (const GError *error)
+{
+  return (GabPythonErrorPrivate *) (((guint8 *) error) - private_size ());
+}
+
+static void
+private_init (GError *error)
+{
+  gab_python_error_private_init (gab_python_error_get_private (error));
+}
+
+static void
+private_copy (const GError *src,
+              GError       *dest)
+{
+  gab_python_error_private_copy (gab_python_error_get_private (src),
+                                 gab_python_error_get_private (dest));
+}
+
+static void
+private_clear (GError *error)
+{
+  gab_python_error_private_clear (gab_python_error_get_private (error));
+}
+
+GQuark
+gab_python_error_quark (void)
+{
+  static GQuark quark;
+  static gsize initialized;
+
+  if (g_once_init_enter (&initialized))
+    {
+      quark = g_error_domain_register_static ("gab-python-error-quark",
+                                              sizeof (GabPythonErrorPrivate),
+                                              private_init, private_copy,
+                                              private_clear);
+      g_once_init_leave (&initialized, 1);
+    }
+  return quark;
+}
 
 /**
  * gab_python_error_quark:

@@ -1,0 +1,95 @@
+"""GError <-> Python exception mapping, both ways."""
+import asyncio
+import errno
+
+import pytest
+
+import gasyncbridge
+import _gab_testmod as tm
+
+IO = "g-io-error-quark"
+
+# (G_IO_ERROR code, Python class, errno)
+IO_MAPPED = [
+    (1, FileNotFoundError, errno.ENOENT),       # NOT_FOUND
+    (2, FileExistsError, errno.EEXIST),         # EXISTS
+    (3, IsADirectoryError, errno.EISDIR),       # IS_DIRECTORY
+    (4, NotADirectoryError, errno.ENOTDIR),     # NOT_DIRECTORY
+    (14, PermissionError, errno.EACCES),        # PERMISSION_DENIED
+    (39, ConnectionRefusedError, errno.ECONNREFUSED),
+    (44, BrokenPipeError, errno.EPIPE),
+    (12, OSError, errno.ENOSPC),                # NO_SPACE
+    (5, OSError, errno.ENOTEMPTY),              # NOT_EMPTY
+    (27, BlockingIOError, errno.EAGAIN),        # WOULD_BLOCK
+]
+
+
+@pytest.mark.parametrize("code,cls,err", IO_MAPPED)
+def test_gio_errors_become_oserror_subclasses(code, cls, err):
+    exc = tm.error_from_gerror(IO, code, "message text")
+    assert type(exc) is cls
+    assert exc.errno == err
+    assert exc.strerror == "message text"
+    assert (exc.domain, exc.code) == (IO, code)
+
+
+def test_cancelled_and_timed_out():
+    exc = tm.error_from_gerror(IO, 19, "stop")  # CANCELLED
+    assert isinstance(exc, asyncio.CancelledError)
+    assert (exc.domain, exc.code) == (IO, 19)
+    exc = tm.error_from_gerror(IO, 24, "slow")  # TIMED_OUT
+    assert isinstance(exc, TimeoutError)
+    assert exc.code == 24
+
+
+def test_file_error_domain_maps_by_errno():
+    exc = tm.error_from_gerror("g-file-error-quark", 4, "gone")  # G_FILE_ERROR_NOENT
+    assert type(exc) is FileNotFoundError
+    assert exc.domain == "g-file-error-quark"
+
+
+def test_other_errors_become_glib_error():
+    exc = tm.error_from_gerror("some-domain", 3, "boom")
+    assert type(exc) is gasyncbridge.GLibError
+    assert (exc.domain, exc.code, exc.message, str(exc)) == ("some-domain", 3, "boom", "boom")
+    exc = tm.error_from_gerror(IO, 0, "failed")  # G_IO_ERROR_FAILED
+    assert type(exc) is gasyncbridge.GLibError
+
+
+@pytest.mark.parametrize("exc,domain,code", [
+    (FileNotFoundError(errno.ENOENT, "x"), IO, 1),
+    (FileNotFoundError(), IO, 1),                      # no errno: by class
+    (PermissionError(errno.EACCES, "x"), IO, 14),
+    (ConnectionRefusedError(), IO, 39),
+    (TimeoutError(), IO, 24),
+    (asyncio.CancelledError(), IO, 19),
+    (OSError(errno.ENOSPC, "full"), IO, 12),
+    (gasyncbridge.GLibError("m", "my-domain", 9), "my-domain", 9),
+])
+def test_python_exceptions_map_to_gerror(exc, domain, code):
+    d, c, back = tm.error_roundtrip(exc)
+    assert (d, c) == (domain, code)
+    assert isinstance(back, type(exc).__mro__[0] if not isinstance(exc, OSError) else OSError)
+
+
+def test_unmapped_exception_round_trips_as_the_same_object():
+    class Custom(Exception):
+        pass
+
+    for exc in (ValueError("v"), Custom("c"), KeyError("k"), gasyncbridge.GLibError("no domain")):
+        try:
+            raise exc
+        except Exception as caught:
+            domain, code, back = tm.error_roundtrip(caught)
+        assert domain == "gab-python-error-quark"
+        assert code == 0
+        assert back is exc
+        assert back.__traceback__ is not None
+
+
+def test_glib_error_pickles_and_has_defaults():
+    import pickle
+    e = pickle.loads(pickle.dumps(gasyncbridge.GLibError("m", "d", 2)))
+    assert (e.message, e.domain, e.code) == ("m", "d", 2)
+    e = gasyncbridge.GLibError("only a message")
+    assert (e.domain, e.code) == (None, 0)
