@@ -250,8 +250,8 @@ gab_task_locals_resolve (GError **error)
             }
           return locals;
         }
+      PyErr_Clear ();
     }
-  PyErr_Clear ();
 
   g_mutex_lock (&default_lock);
   if (default_locals != NULL)

@@ -1,0 +1,11 @@
+"""Python side of tests/test-bridge.c."""
+import asyncio
+
+
+async def double(x):
+    await asyncio.sleep(0)
+    return 2 * x
+
+
+async def fail():
+    raise LookupError("from python")
