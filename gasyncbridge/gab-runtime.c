@@ -25,9 +25,17 @@ typedef enum
   STATE_SHUT_DOWN,
 } RuntimeState;
 
+/* After a batch, the runtime thread keeps polling (without blocking) for
+ * this long before it sleeps: the next request of a busy caller then finds
+ * it awake, which saves a thread wakeup (tens of microseconds) per round
+ * trip. GAB_RUNTIME_SPIN_USEC overrides it; 0 turns it off. */
+#define GAB_RUNTIME_SPIN_USEC_DEFAULT 100
+
 typedef struct
 {
   GSource parent;
+  gint64  spin_until;   /* runtime thread only */
+  gint64  spin_usec;
 } InboxSource;
 
 /* Everything below is guarded by `lock`, except what only the runtime
@@ -48,10 +56,32 @@ static const GabRuntimeHooks *hooks;
 static __thread gboolean on_own_thread;
 
 static gboolean
+inbox_prepare (GSource *source,
+               gint    *timeout)
+{
+  InboxSource *self = (InboxSource *) source;
+
+  /* Within the spin window, poll without blocking; the ready time (set by
+   * a push from another thread) makes us dispatch. */
+  if (self->spin_until != 0)
+    {
+      if (g_get_monotonic_time () < self->spin_until)
+        {
+          *timeout = 0;
+          return FALSE;
+        }
+      self->spin_until = 0;
+    }
+  *timeout = -1;
+  return FALSE;
+}
+
+static gboolean
 inbox_dispatch (GSource     *source,
                 GSourceFunc  callback,
                 gpointer     user_data)
 {
+  InboxSource *self = (InboxSource *) source;
   GabRuntimeItem *items;
 
   /* Re-arm before taking the batch: a push that lands after the steal below
@@ -73,10 +103,13 @@ inbox_dispatch (GSource     *source,
       item->run (item);
     }
 
+  if (self->spin_usec > 0)
+    self->spin_until = g_get_monotonic_time () + self->spin_usec;
   return G_SOURCE_CONTINUE;
 }
 
 static GSourceFuncs inbox_funcs = {
+  .prepare = inbox_prepare,
   .dispatch = inbox_dispatch,
 };
 
@@ -84,6 +117,11 @@ static GSource *
 inbox_source_new (void)
 {
   GSource *source = g_source_new (&inbox_funcs, sizeof (InboxSource));
+  InboxSource *self = (InboxSource *) source;
+  const gchar *spin = g_getenv ("GAB_RUNTIME_SPIN_USEC");
+
+  self->spin_usec = spin != NULL ? g_ascii_strtoll (spin, NULL, 10)
+                                 : GAB_RUNTIME_SPIN_USEC_DEFAULT;
 
   g_source_set_static_name (source, "gab-runtime-inbox");
   g_source_set_priority (source, G_PRIORITY_DEFAULT);

@@ -16,6 +16,13 @@ static __thread GPtrArray     *pushed;   /* saved `current` values */
 static GMutex         default_lock;
 static GabTaskLocals *default_locals;
 
+/**
+ * gab_task_locals_get_type:
+ *
+ * The boxed #GType of #GabTaskLocals (copy is a reference).
+ *
+ * Returns: the type
+ */
 G_DEFINE_BOXED_TYPE (GabTaskLocals, gab_task_locals,
                      gab_task_locals_ref, gab_task_locals_unref)
 
