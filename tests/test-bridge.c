@@ -236,6 +236,49 @@ test_preconditions (void)
   PyErr_Clear ();
 }
 
+static void
+test_closed_loop (void)
+{
+  PyObject *asyncio = PyImport_ImportModule ("asyncio");
+  PyObject *loop = PyObject_CallMethod (asyncio, "new_event_loop", NULL);
+  PyObject *coro, *ret;
+  GabTaskLocals *locals;
+
+  Py_XDECREF (PyObject_CallMethod (loop, "close", NULL));
+
+  /* Task locals on a closed loop: a clear Python error, no locals. */
+  locals = gab_task_locals_new (loop, NULL);
+  g_assert_null (locals);
+  g_assert_true (PyErr_ExceptionMatches (PyExc_RuntimeError));
+  PyErr_Clear ();
+
+  /* Running a closed loop: asyncio's own RuntimeError. */
+  coro = PyObject_CallMethod (asyncio, "sleep", "i", 0);
+  ret = gab_run_until_complete (loop, coro);
+  g_assert_null (ret);
+  g_assert_true (PyErr_ExceptionMatches (PyExc_RuntimeError));
+  PyErr_Clear ();
+  Py_DECREF (coro);
+
+  /* A context that is not a contextvars.Context. */
+  Py_DECREF (loop);
+  loop = PyObject_CallMethod (asyncio, "new_event_loop", NULL);
+  locals = gab_task_locals_new (loop, Py_None);
+  g_assert_null (locals);
+  g_assert_true (PyErr_ExceptionMatches (PyExc_TypeError));
+  PyErr_Clear ();
+
+  /* And a good one works, with a loop we can read back. */
+  locals = gab_task_locals_new (loop, NULL);
+  g_assert_nonnull (locals);
+  g_assert_true (gab_task_locals_get_loop (locals) == loop);
+  g_assert_true (PyContext_CheckExact (gab_task_locals_get_context (locals)));
+  gab_task_locals_unref (locals);
+  Py_XDECREF (PyObject_CallMethod (loop, "close", NULL));
+  Py_DECREF (loop);
+  Py_DECREF (asyncio);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -247,6 +290,7 @@ main (int    argc,
   g_test_add_func ("/bridge/preconditions", test_preconditions);
   g_test_add_func ("/bridge/error-mapping-from-c", test_error_mapping_from_c);
   g_test_add_func ("/bridge/no-loop-known", test_no_loop_known);
+  g_test_add_func ("/bridge/closed-loop", test_closed_loop);
   g_test_add_func ("/bridge/worker-thread-awaits-python", test_worker_thread_awaits_python);
   ret = g_test_run ();
   /* atexit runs gab_shutdown() before Python goes. */
