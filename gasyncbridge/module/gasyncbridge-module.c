@@ -344,6 +344,11 @@ PyInit_gasyncbridge (void)
   gio = gab_module_gio_new ();
   if (gio == NULL)
     goto fail;
+  if (gab_module_streams_init (module, gio) < 0)
+    {
+      Py_DECREF (gio);
+      goto fail;
+    }
   modules = PyImport_GetModuleDict ();
   if (PyDict_SetItemString (modules, "gasyncbridge.gio", gio) < 0
       || PyModule_AddObject (module, "gio", gio) < 0)

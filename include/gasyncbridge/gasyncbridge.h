@@ -21,4 +21,8 @@
 #include <gasyncbridge/gab-call.h>
 #include <gasyncbridge/gab-loop.h>
 #include <gasyncbridge/gab-main.h>
+#include <gasyncbridge/gab-async-iterator.h>
+#include <gasyncbridge/gab-input-stream.h>
+#include <gasyncbridge/gab-stream.h>
+#include <gasyncbridge/gab-channel.h>
 #undef GAB_INSIDE

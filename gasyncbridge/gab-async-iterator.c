@@ -1,0 +1,2 @@
+/* gab-async-iterator.c: being written. */
+#include "gab-private.h"

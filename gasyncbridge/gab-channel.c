@@ -1,0 +1,2 @@
+/* gab-channel.c: being written. */
+#include "gab-private.h"

@@ -1,0 +1,2 @@
+/* gab-input-stream.c: being written. */
+#include "gab-private.h"

@@ -1,0 +1,2 @@
+/* gab-stream.c: being written. */
+#include "gab-private.h"
