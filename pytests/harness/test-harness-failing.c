@@ -1,0 +1,87 @@
+/* test-harness-failing.c: tests that fail on purpose, one way each, between
+ * tests that pass. It is not a meson test itself: check_harness.py runs it
+ * and checks that every failure is reported as `not ok` with its message,
+ * that the run exits non-zero, and that the passing tests still ran.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <gasyncbridge/gab-testing.h>
+
+#include <signal.h>
+
+GAB_TEST (a_first_test_passes)
+{
+}
+
+GAB_TEST (fails_an_assertion)
+{
+  int two = 2;
+
+  g_assert_cmpint (two + 2, ==, 5);
+}
+
+GAB_TEST (fails_with_a_python_error)
+{
+  g_autoptr(GVariant) value = gab_test_call ("harness_helpers", "fail",
+                                             g_variant_new ("(s)", "deliberate"),
+                                             error);
+
+  g_assert_null (value);
+}
+
+static void
+failed (GObject      *source,
+        GAsyncResult *result,
+        gpointer      data)
+{
+  g_autoptr(GTask) task = data;
+  GError *error = NULL;
+  g_autoptr(GVariant) value = gab_call_finish (result, &error);
+
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+GAB_ASYNC_TEST (fails_async_with_a_python_error)
+{
+  gab_call_async ("harness_helpers", "fail", g_variant_new ("(s)", "async deliberate"),
+                  g_task_get_cancellable (task), failed, g_object_ref (task));
+}
+
+GAB_TEST (crashes)
+{
+  raise (SIGSEGV);
+}
+
+/* Waits for what never comes: fails at its timeout (GAB_TEST_TIMEOUT, set
+ * short by the checking script). */
+GAB_TEST (hangs)
+{
+  GMutex lock;
+  GCond cond;
+
+  g_mutex_init (&lock);
+  g_cond_init (&cond);
+  g_mutex_lock (&lock);
+  for (;;)
+    g_cond_wait (&cond, &lock);
+}
+
+/* Never completes its task: fails at its own timeout of one second. */
+GAB_ASYNC_TEST_FULL (hangs_async, 1)
+{
+}
+
+GAB_TEST (is_skipped)
+{
+  g_test_skip ("not on this machine");
+}
+
+GAB_ASYNC_TEST (z_last_test_passes)
+{
+  g_task_return_boolean (task, TRUE);
+}
+
+GAB_TEST_MAIN ()
