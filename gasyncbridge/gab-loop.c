@@ -9,24 +9,80 @@
  * While a loop runs through these functions, its task locals are the
  * default (gab_task_locals_set_default()), so C code with no other
  * knowledge of a loop — an async main on the runtime thread, say — sends its
- * Python work there.
+ * Python work there. Loops may run like this on several threads at once:
+ * the default is the loop that started last among those still running, and
+ * when it stops, the one before it again (a stack, in `running`).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-private.h"
 
 static const char helpers_source[] =
+  "import inspect\n"
+  "\n"
   "async def run_main(aw, enter, leave):\n"
   "    token = enter()\n"
   "    try:\n"
   "        return await aw\n"
   "    finally:\n"
-  "        leave(token)\n";
+  "        leave(token)\n"
+  "\n"
+  "def close_if_unstarted(coro):\n"
+  "    if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:\n"
+  "        coro.close()\n"
+  "\n"
+  "async def serve(ready):\n"
+  "    import asyncio\n"
+  "    loop = asyncio.get_running_loop()\n"
+  "    stop = loop.create_future()\n"
+  "    ready(loop, stop)\n"
+  "    await stop\n"
+  "\n"
+  "def stop_serving(stop):\n"
+  "    if not stop.done():\n"
+  "        stop.set_result(None)\n";
 
-static PyObject *run_main;   /* the coroutine function above */
+/* The functions above; GIL. */
+static PyObject *run_main;
+static PyObject *close_if_unstarted;
+static PyObject *serve;
+static PyObject *stop_serving;
 
-/* enter(): make the running loop, in the current context, the default
- * task locals; return the previous default in a capsule. */
+/* ---- the default task locals ----------------------------------------- */
+
+/* Task locals of the loops running through this file, newest first,
+ * strong references. Only touched with the GIL held, which orders the
+ * changes with the gab_task_locals_set_default() calls that follow them:
+ * the store there happens before anything that could release the GIL. */
+static GQueue running = G_QUEUE_INIT;
+
+static void
+default_update (void)
+{
+  gab_task_locals_set_default (g_queue_peek_head (&running));
+}
+
+/* GIL held. Takes a reference of @locals. */
+static void
+running_push (GabTaskLocals *locals)
+{
+  g_queue_push_head (&running, gab_task_locals_ref (locals));
+  default_update ();
+}
+
+/* GIL held. Drops the reference running_push() took. */
+static void
+running_remove (GabTaskLocals *locals)
+{
+  if (g_queue_remove (&running, locals))
+    {
+      default_update ();
+      gab_task_locals_unref (locals);
+    }
+}
+
+/* enter(): the running loop, in the current context, joins `running`;
+ * returns a capsule that leave() gives back. */
 static void
 capsule_free (PyObject *capsule)
 {
@@ -36,25 +92,13 @@ capsule_free (PyObject *capsule)
     gab_task_locals_unref (locals);
 }
 
-static GabTaskLocals *
-default_swap (GabTaskLocals *locals)
-{
-  /* gab_task_locals_set_default() has no getter of the old value: keep our
-   * own record of what we set. */
-  static GabTaskLocals *ours;
-  GabTaskLocals *prev = ours;
-
-  ours = locals != NULL ? gab_task_locals_ref (locals) : NULL;
-  gab_task_locals_set_default (locals);
-  return prev;
-}
-
 static PyObject *
 enter_func (PyObject *self,
             PyObject *unused)
 {
   PyObject *loop = gab_py_running_loop ();
-  GabTaskLocals *locals, *prev;
+  GabTaskLocals *locals;
+  PyObject *token;
 
   if (loop == NULL)
     {
@@ -65,24 +109,25 @@ enter_func (PyObject *self,
   Py_DECREF (loop);
   if (locals == NULL)
     return NULL;
-  prev = default_swap (locals);
-  gab_task_locals_unref (locals);
-  if (prev == NULL)
-    Py_RETURN_NONE;
-  return PyCapsule_New (prev, "gab-task-locals", capsule_free);
+  token = PyCapsule_New (locals, "gab-task-locals", capsule_free);
+  if (token == NULL)
+    {
+      gab_task_locals_unref (locals);
+      return NULL;
+    }
+  running_push (locals);
+  return token;
 }
 
 static PyObject *
 leave_func (PyObject *self,
             PyObject *token)
 {
-  GabTaskLocals *prev = NULL, *ours;
+  GabTaskLocals *locals = PyCapsule_GetPointer (token, "gab-task-locals");
 
-  if (PyCapsule_CheckExact (token))
-    prev = PyCapsule_GetPointer (token, "gab-task-locals");
-  ours = default_swap (prev);
-  if (ours != NULL)
-    gab_task_locals_unref (ours);
+  if (locals == NULL)
+    return NULL;
+  running_remove (locals);
   Py_RETURN_NONE;
 }
 
@@ -106,30 +151,40 @@ helpers_init (void)
   if (ret != NULL)
     {
       Py_DECREF (ret);
+      close_if_unstarted = PyDict_GetItemString (globals, "close_if_unstarted");
+      serve = PyDict_GetItemString (globals, "serve");
+      stop_serving = PyDict_GetItemString (globals, "stop_serving");
       run_main = PyDict_GetItemString (globals, "run_main");
+      Py_XINCREF (close_if_unstarted);
+      Py_XINCREF (serve);
+      Py_XINCREF (stop_serving);
       Py_XINCREF (run_main);
     }
   Py_DECREF (globals);
   return run_main != NULL;
 }
 
-/* run_main(awaitable, enter, leave): a coroutine that keeps the default
- * task locals pointing at its loop while it runs. */
+static gboolean
+is_awaitable (PyObject *object)
+{
+  PyTypeObject *type = Py_TYPE (object);
+
+  if (type->tp_as_async != NULL && type->tp_as_async->am_await != NULL)
+    return TRUE;
+  PyErr_Format (PyExc_TypeError,
+                "gasyncbridge: an awaitable is required, not %s", type->tp_name);
+  return FALSE;
+}
+
+/* run_main(awaitable, enter, leave): a coroutine that keeps its loop in
+ * `running` while it runs. */
 static PyObject *
 wrap_main (PyObject *awaitable)
 {
   PyObject *enter, *leave, *coro;
 
-  if (!helpers_init ())
+  if (!helpers_init () || !is_awaitable (awaitable))
     return NULL;
-  if (Py_TYPE (awaitable)->tp_as_async == NULL
-      || Py_TYPE (awaitable)->tp_as_async->am_await == NULL)
-    {
-      PyErr_Format (PyExc_TypeError,
-                    "gasyncbridge: an awaitable is required, not %s",
-                    Py_TYPE (awaitable)->tp_name);
-      return NULL;
-    }
   enter = PyCFunction_New (&enter_def, NULL);
   leave = PyCFunction_New (&leave_def, NULL);
   coro = enter != NULL && leave != NULL
@@ -140,13 +195,37 @@ wrap_main (PyObject *awaitable)
   return coro;
 }
 
+/* Calls @callable (@coro) and drops @coro. If the coroutine never started
+ * (the loop was closed or running, say), it is closed, so that Python does
+ * not warn about a coroutine of ours that was never awaited. */
+static PyObject *
+run_wrapped (PyObject *callable,
+             PyObject *coro)
+{
+  PyObject *ret = PyObject_CallOneArg (callable, coro);
+
+  if (ret == NULL)
+    {
+      PyObject *type, *value, *tb, *closed;
+
+      PyErr_Fetch (&type, &value, &tb);
+      closed = PyObject_CallOneArg (close_if_unstarted, coro);
+      Py_XDECREF (closed);
+      PyErr_Clear ();
+      PyErr_Restore (type, value, tb);
+    }
+  Py_DECREF (coro);
+  return ret;
+}
+
 /**
  * gab_run_until_complete:
  * @loop: an asyncio event loop that is not running
  * @awaitable: what to run
  *
  * `loop.run_until_complete (awaitable)`, with @loop as the default task
- * locals meanwhile, and the runtime started. Needs the GIL.
+ * locals meanwhile, and the runtime started. The loop stays open: close it
+ * yourself. Needs the GIL.
  *
  * Returns: (transfer full) (nullable): the result, or %NULL with the
  *   exception set
@@ -156,18 +235,19 @@ gab_run_until_complete (PyObject *loop,
                         PyObject *awaitable)
 {
   g_autoptr(GError) error = NULL;
-  PyObject *coro, *ret;
+  PyObject *coro, *method, *ret;
 
   g_return_val_if_fail (loop != NULL, NULL);
   g_return_val_if_fail (awaitable != NULL, NULL);
 
   if (!gab_runtime_ensure (&error))
     return gab_error_to_python (error);
-  coro = wrap_main (awaitable);
-  if (coro == NULL)
+  method = PyObject_GetAttrString (loop, "run_until_complete");
+  if (method == NULL)
     return NULL;
-  ret = PyObject_CallMethod (loop, "run_until_complete", "O", coro);
-  Py_DECREF (coro);
+  coro = wrap_main (awaitable);
+  ret = coro != NULL ? run_wrapped (method, coro) : NULL;
+  Py_DECREF (method);
   return ret;
 }
 
@@ -178,27 +258,39 @@ gab_run_until_complete (PyObject *loop,
  * `asyncio.run (awaitable)`: a new event loop runs @awaitable, then
  * remaining tasks are cancelled, async generators and the default executor
  * are shut down, and the loop is closed. Works repeatedly and from any
- * thread. The runtime is started, and the loop is the default task locals
- * while it runs. Needs the GIL.
+ * thread that runs no loop (a thread of your own: take the GIL with
+ * PyGILState_Ensure() first). The runtime is started, and the loop is the
+ * default task locals while it runs. Needs the GIL.
  *
  * Returns: (transfer full) (nullable): the result, or %NULL with the
- *   exception set
+ *   exception set (RuntimeError if a loop runs on this thread already)
  */
 PyObject *
 gab_run (PyObject *awaitable)
 {
   g_autoptr(GError) error = NULL;
-  PyObject *coro, *ret;
+  PyObject *coro, *running_loop, *run, *ret;
 
   g_return_val_if_fail (awaitable != NULL, NULL);
 
+  if (!helpers_init ())
+    return NULL;
+  running_loop = gab_py_running_loop ();
+  if (running_loop != NULL)
+    {
+      Py_DECREF (running_loop);
+      PyErr_SetString (PyExc_RuntimeError,
+                       "gab_run() cannot be called from a running event loop");
+      return NULL;
+    }
   if (!gab_runtime_ensure (&error))
     return gab_error_to_python (error);
-  coro = wrap_main (awaitable);
-  if (coro == NULL)
+  run = PyObject_GetAttrString (gab_py.asyncio, "run");
+  if (run == NULL)
     return NULL;
-  ret = PyObject_CallMethod (gab_py.asyncio, "run", "O", coro);
-  Py_DECREF (coro);
+  coro = wrap_main (awaitable);
+  ret = coro != NULL ? run_wrapped (run, coro) : NULL;
+  Py_DECREF (run);
   return ret;
 }
 
@@ -207,8 +299,9 @@ gab_run (PyObject *awaitable)
  * @loop: an asyncio event loop that is not running
  *
  * `loop.run_forever ()` with @loop as the default task locals, until
- * something calls `loop.stop ()` — from C on another thread, with the GIL,
- * `loop.call_soon_threadsafe (loop.stop)`. Needs the GIL.
+ * something calls `loop.stop ()` — from C on another thread (the runtime
+ * thread, say), with the GIL: `loop.call_soon_threadsafe (loop.stop)`. The
+ * loop stays open: close it yourself. Needs the GIL.
  *
  * Returns: (transfer full) (nullable): None, or %NULL with the exception set
  */
@@ -216,7 +309,7 @@ PyObject *
 gab_run_forever (PyObject *loop)
 {
   g_autoptr(GError) error = NULL;
-  GabTaskLocals *locals, *prev, *ours;
+  GabTaskLocals *locals;
   PyObject *ret;
 
   g_return_val_if_fail (loop != NULL, NULL);
@@ -226,73 +319,132 @@ gab_run_forever (PyObject *loop)
   locals = gab_task_locals_new (loop, NULL);
   if (locals == NULL)
     return NULL;
-  prev = default_swap (locals);
-  gab_task_locals_unref (locals);
+  running_push (locals);
   ret = PyObject_CallMethod (loop, "run_forever", NULL);
-  ours = default_swap (prev);
-  g_clear_pointer (&ours, gab_task_locals_unref);
-  g_clear_pointer (&prev, gab_task_locals_unref);
+  running_remove (locals);
+  gab_task_locals_unref (locals);
   return ret;
 }
 
 /* ---- asyncio on a background thread ---------------------------------- */
 
+/* `thread_lock` guards the fields below it. Lock order: the GIL, then
+ * `thread_lock`; nobody waits for the GIL while holding it. */
 static GMutex         thread_lock;
 static GCond          thread_cond;
 static GThread       *asyncio_thread;
-static PyObject      *asyncio_loop;      /* strong; GIL */
-static gboolean       thread_ready;
-static GError        *thread_error;
-static PyThreadState *embedder_tstate;   /* set when we initialized Python */
+static gboolean       thread_ready;      /* the loop runs, or failed to */
+static GError        *thread_error;      /* why it failed */
+static PyObject      *asyncio_loop;      /* strong; refcount with the GIL */
+static PyObject      *asyncio_stop;      /* the future serve() awaits */
+static PyThreadState *embedder_tstate;   /* set while we embed Python */
+static gboolean       python_finalized;  /* by gab_stop_asyncio_thread() */
+
+/* serve()'s ready(loop, stop): the loop runs. GIL held. */
+static PyObject *
+ready_func (PyObject *self,
+            PyObject *args)
+{
+  PyObject *loop, *stop;
+
+  if (!PyArg_ParseTuple (args, "OO", &loop, &stop))
+    return NULL;
+  g_mutex_lock (&thread_lock);
+  Py_XSETREF (asyncio_loop, Py_NewRef (loop));
+  Py_XSETREF (asyncio_stop, Py_NewRef (stop));
+  thread_ready = TRUE;
+  g_cond_broadcast (&thread_cond);
+  g_mutex_unlock (&thread_lock);
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef ready_def = { "_ready", ready_func, METH_VARARGS, NULL };
 
 static gpointer
 asyncio_thread_main (gpointer data)
 {
   PyGILState_STATE state = PyGILState_Ensure ();
-  PyObject *loop = NULL, *ret;
-  GabTaskLocals *locals = NULL;
+  PyObject *coro = NULL, *ret = NULL, *loop, *stop;
   GError *error = NULL;
 
-  if (gab_python_ensure ())
-    loop = PyObject_CallNoArgs (gab_py.new_event_loop);
-  if (loop != NULL)
+  if (helpers_init ())
     {
-      ret = PyObject_CallMethod (gab_py.asyncio, "set_event_loop", "O", loop);
-      Py_XDECREF (ret);
-      locals = ret != NULL ? gab_task_locals_new (loop, NULL) : NULL;
+      PyObject *ready = PyCFunction_New (&ready_def, NULL);
+
+      if (ready != NULL)
+        coro = PyObject_CallOneArg (serve, ready);
+      Py_XDECREF (ready);
     }
-  if (locals == NULL)
+  /* asyncio.run() semantics: when serve() returns, the tasks left are
+   * cancelled, async generators and the default executor shut down, and
+   * the loop closed. */
+  if (coro != NULL)
+    ret = gab_run (coro);
+  Py_XDECREF (coro);
+  if (ret == NULL)
     gab_error_set_from_python (&error);
-  else
-    gab_task_locals_set_default (locals);
+  Py_XDECREF (ret);
 
   g_mutex_lock (&thread_lock);
-  asyncio_loop = loop != NULL ? Py_NewRef (loop) : NULL;
-  thread_error = error;
-  thread_ready = TRUE;
-  g_cond_broadcast (&thread_cond);
-  g_mutex_unlock (&thread_lock);
-
-  if (locals != NULL)
+  if (!thread_ready)
     {
-      ret = PyObject_CallMethod (loop, "run_forever", NULL);
-      if (ret == NULL)
-        PyErr_Print ();
-      Py_XDECREF (ret);
-      /* Stopped: finish the way asyncio.run does. */
-      ret = PyObject_CallMethod (loop, "run_until_complete", "N",
-                                 PyObject_CallMethod (loop, "shutdown_asyncgens", NULL));
-      Py_XDECREF (ret);
-      PyErr_Clear ();
-      ret = PyObject_CallMethod (loop, "close", NULL);
-      Py_XDECREF (ret);
-      PyErr_Clear ();
-      gab_task_locals_set_default (NULL);
-      gab_task_locals_unref (locals);
+      /* Tell the starter why there is no loop. */
+      thread_error = g_steal_pointer (&error);
+      thread_ready = TRUE;
+      g_cond_broadcast (&thread_cond);
     }
+  /* Stopped (or its serve() task was cancelled): the loop is closed, and
+   * gab_start_asyncio_thread() must not hand it out any more. */
+  loop = g_steal_pointer (&asyncio_loop);
+  stop = g_steal_pointer (&asyncio_stop);
+  g_mutex_unlock (&thread_lock);
   Py_XDECREF (loop);
+  Py_XDECREF (stop);
+  if (error != NULL)
+    g_debug ("the gab-asyncio loop ended with an error: %s", error->message);
+  g_clear_error (&error);
+
   PyGILState_Release (state);
   return NULL;
+}
+
+/* Embeds Python the way gab_main() does, for a program whose main thread
+ * is GLib's: the program's directory importable, and no signal handlers
+ * (a Python handler would wait for the main thread to run Python, which it
+ * never does, so Ctrl-C would be lost). Leaves the GIL held. */
+static gboolean
+embed_python (GError **error)
+{
+  PyConfig config;
+  PyStatus status;
+  g_autofree gchar *exe = NULL, *dir = NULL;
+  PyObject *sys_path, *path;
+
+  PyConfig_InitPythonConfig (&config);
+  config.parse_argv = 0;
+  config.install_signal_handlers = 0;
+  status = Py_InitializeFromConfig (&config);
+  PyConfig_Clear (&config);
+  if (PyStatus_Exception (status))
+    {
+      g_set_error (error, GAB_ERROR, GAB_ERROR_PYTHON_NOT_INITIALIZED,
+                   "Cannot initialize Python: %s",
+                   status.err_msg != NULL ? status.err_msg : "unknown error");
+      return FALSE;
+    }
+
+  exe = g_file_read_link ("/proc/self/exe", NULL);
+  if (exe != NULL)
+    {
+      dir = g_path_get_dirname (exe);
+      sys_path = PySys_GetObject ("path");
+      path = PyUnicode_DecodeFSDefault (dir);
+      if (sys_path != NULL && path != NULL)
+        PyList_Insert (sys_path, 0, path);
+      Py_XDECREF (path);
+      PyErr_Clear ();
+    }
+  return TRUE;
 }
 
 /**
@@ -301,10 +453,13 @@ asyncio_thread_main (gpointer data)
  *
  * Runs an asyncio event loop on a background thread, "gab-asyncio", for
  * programs whose main thread runs a GMainLoop (use it with
- * gab_init_with_context()). Embeds Python first if it is not initialized
- * (and then releases the GIL, so the loop can run). The loop becomes the
+ * gab_init_with_context()). Embeds Python first if it is not initialized,
+ * the way gab_main() does (the program's directory is importable), and
+ * then releases the GIL so that the loop can run. The loop becomes the
  * default task locals, so gab_call_async() from the main thread lands
- * there. Calling it again returns the same loop. No GIL needed.
+ * there, its callbacks coming back to the main thread's context. Calling
+ * it again returns the same loop. Needs no GIL, and releases it while it
+ * waits for the loop if the caller holds it.
  *
  * Returns: (transfer full) (nullable): the loop (drop it with the GIL
  *   held), or %NULL with @error set
@@ -312,8 +467,9 @@ asyncio_thread_main (gpointer data)
 PyObject *
 gab_start_asyncio_thread (GError **error)
 {
-  PyObject *loop;
+  PyThreadState *saved = NULL;
   PyGILState_STATE state;
+  PyObject *loop;
 
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
@@ -322,65 +478,118 @@ gab_start_asyncio_thread (GError **error)
     {
       if (!Py_IsInitialized ())
         {
-          Py_InitializeEx (0);
+          if (python_finalized)
+            {
+              g_mutex_unlock (&thread_lock);
+              g_set_error_literal (error, GAB_ERROR, GAB_ERROR_PYTHON_NOT_INITIALIZED,
+                                   "Python was finalized by gab_stop_asyncio_thread() "
+                                   "and cannot be embedded again");
+              return NULL;
+            }
+          if (!embed_python (error))
+            {
+              g_mutex_unlock (&thread_lock);
+              return NULL;
+            }
           /* We keep the main thread state; the GIL goes to the loop. */
           embedder_tstate = PyEval_SaveThread ();
         }
       thread_ready = FALSE;
-      asyncio_thread = g_thread_new ("gab-asyncio", asyncio_thread_main, NULL);
-    }
-  while (!thread_ready)
-    g_cond_wait (&thread_cond, &thread_lock);
-  if (thread_error != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&thread_error));
-      g_mutex_unlock (&thread_lock);
-      gab_stop_asyncio_thread ();
-      return NULL;
+      asyncio_thread = g_thread_try_new ("gab-asyncio", asyncio_thread_main, NULL, error);
+      if (asyncio_thread == NULL)
+        {
+          g_mutex_unlock (&thread_lock);
+          return NULL;
+        }
     }
   g_mutex_unlock (&thread_lock);
 
+  /* The loop thread needs the GIL to start: never wait holding it. */
+  if (PyGILState_Check ())
+    saved = PyEval_SaveThread ();
+  g_mutex_lock (&thread_lock);
+  while (!thread_ready)
+    g_cond_wait (&thread_cond, &thread_lock);
+  g_mutex_unlock (&thread_lock);
+  if (saved != NULL)
+    PyEval_RestoreThread (saved);
+
   state = PyGILState_Ensure ();
-  loop = Py_XNewRef (asyncio_loop);
+  g_mutex_lock (&thread_lock);
+  loop = asyncio_loop != NULL ? Py_NewRef (asyncio_loop) : NULL;
+  if (loop == NULL)
+    {
+      if (thread_error != NULL)
+        g_propagate_error (error, g_error_copy (thread_error));
+      else
+        g_set_error_literal (error, GAB_ERROR, GAB_ERROR_NO_LOOP,
+                             "The gab-asyncio loop has stopped");
+    }
+  g_mutex_unlock (&thread_lock);
   PyGILState_Release (state);
+
+  if (loop == NULL)
+    gab_stop_asyncio_thread ();
   return loop;
 }
 
 /**
  * gab_stop_asyncio_thread:
  *
- * Stops the loop started by gab_start_asyncio_thread() (its async
- * generators are shut down and it is closed) and joins its thread. If that
- * call embedded Python, Python is finalized too, after gab_shutdown(). Call
- * it from the thread that called gab_start_asyncio_thread(). No GIL needed.
+ * Stops the loop started by gab_start_asyncio_thread() — the way
+ * asyncio.run() ends: tasks still running are cancelled, async generators
+ * and the default executor are shut down, and the loop is closed — and
+ * joins its thread. If gab_start_asyncio_thread() embedded Python, Python
+ * is finalized too (and gab_shutdown() runs first, at its exit); it cannot
+ * be embedded again afterwards. Call it from the thread that called
+ * gab_start_asyncio_thread(). Does nothing if no loop was started. Needs
+ * no GIL.
  */
 void
 gab_stop_asyncio_thread (void)
 {
   GThread *thread;
-  PyObject *loop;
+  PyObject *loop, *stop;
   PyGILState_STATE state;
 
   g_mutex_lock (&thread_lock);
-  thread = g_steal_pointer (&asyncio_thread);
+  thread = asyncio_thread;
+  if (thread != NULL && thread != g_thread_self ())
+    asyncio_thread = NULL;
   g_mutex_unlock (&thread_lock);
   if (thread == NULL)
     return;
+  if (thread == g_thread_self ())
+    {
+      g_critical ("gab_stop_asyncio_thread() must not be called from the "
+                  "gab-asyncio thread itself");
+      return;
+    }
+  if (!Py_IsInitialized ())
+    {
+      g_critical ("gab_stop_asyncio_thread(): Python was finalized before the "
+                  "gab-asyncio loop was stopped");
+      return;
+    }
 
   state = PyGILState_Ensure ();
+  g_mutex_lock (&thread_lock);
   loop = g_steal_pointer (&asyncio_loop);
-  if (loop != NULL)
+  stop = g_steal_pointer (&asyncio_stop);
+  thread_ready = FALSE;
+  g_clear_error (&thread_error);
+  g_mutex_unlock (&thread_lock);
+  if (loop != NULL && stop != NULL)
     {
-      PyObject *stop = PyObject_GetAttrString (loop, "stop");
-      PyObject *ret = stop != NULL
-                      ? PyObject_CallMethod (loop, "call_soon_threadsafe", "O", stop)
-                      : NULL;
+      /* A loop that ended by itself is closed already: nothing to stop. */
+      PyObject *ret = PyObject_CallMethod (loop, "call_soon_threadsafe", "OO",
+                                           stop_serving, stop);
 
       Py_XDECREF (ret);
-      Py_XDECREF (stop);
       PyErr_Clear ();
-      Py_DECREF (loop);
     }
+  Py_XDECREF (stop);
+  Py_XDECREF (loop);
   /* Join without the GIL: the loop thread needs it to finish. */
   Py_BEGIN_ALLOW_THREADS
   g_thread_join (thread);
@@ -390,6 +599,7 @@ gab_stop_asyncio_thread (void)
   if (embedder_tstate != NULL)
     {
       PyEval_RestoreThread (g_steal_pointer (&embedder_tstate));
+      python_finalized = TRUE;
       /* atexit runs gab_shutdown() before Python goes. */
       Py_FinalizeEx ();
     }
