@@ -250,6 +250,20 @@ get_int_attr (PyObject   *object,
   return ok;
 }
 
+/* isinstance() that never leaves an exception set: it can raise (a
+ * __class__ property that raises), and the mapping goes on calling Python,
+ * which must not run with an exception pending. Failing counts as no. */
+static gboolean
+is_instance (PyObject *exception,
+             PyObject *cls)
+{
+  int status = PyObject_IsInstance (exception, cls);
+
+  if (status < 0)
+    PyErr_Clear ();
+  return status == 1;
+}
+
 static gboolean
 is_instance_of_builtin (PyObject   *exception,
                         const char *name)
@@ -257,7 +271,7 @@ is_instance_of_builtin (PyObject   *exception,
   PyObject *builtins = PyEval_GetBuiltins ();
   PyObject *cls = builtins != NULL ? PyDict_GetItemString (builtins, name) : NULL;
 
-  return cls != NULL && PyObject_IsInstance (exception, cls) == 1;
+  return cls != NULL && is_instance (exception, cls);
 }
 
 /* GIL held. Turns an exception object into a GError, mapping it when it
@@ -270,7 +284,7 @@ gab_error_from_exception (PyObject *exception)
   long errnum;
 
   if (gab_py.cancelled_error != NULL
-      && PyObject_IsInstance (exception, gab_py.cancelled_error) == 1)
+      && is_instance (exception, gab_py.cancelled_error))
     {
       PyObject *str = PyObject_Str (exception);
       const char *text = str != NULL ? PyUnicode_AsUTF8 (str) : NULL;
@@ -284,7 +298,7 @@ gab_error_from_exception (PyObject *exception)
     }
 
   if (gab_py.glib_error != NULL
-      && PyObject_IsInstance (exception, gab_py.glib_error) == 1)
+      && is_instance (exception, gab_py.glib_error))
     {
       PyObject *domain = PyObject_GetAttr (exception, gab_py.s_domain);
       PyObject *msg = PyObject_GetAttr (exception, gab_py.s_message);
@@ -309,10 +323,10 @@ gab_error_from_exception (PyObject *exception)
 
   message = gab_exception_describe (exception);
 
-  if (PyObject_IsInstance (exception, PyExc_TimeoutError) == 1)
+  if (is_instance (exception, PyExc_TimeoutError))
     return g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT, message);
 
-  if (PyObject_IsInstance (exception, PyExc_OSError) == 1)
+  if (is_instance (exception, PyExc_OSError))
     {
       PyObject *name = PyUnicode_InternFromString ("errno");
       gboolean has_errno = name != NULL && get_int_attr (exception, name, &errnum);
