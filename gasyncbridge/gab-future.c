@@ -150,10 +150,11 @@ op_start_run (GabRuntimeItem *item)
   Op *op = G_STRUCT_MEMBER_P (item, -G_STRUCT_OFFSET (Op, start_item));
   GabTaskLocals *prev;
 
-  gab_python_pin_runtime_thread ();
   op->state = OP_STARTED;
   op->link.data = op;
   g_queue_push_tail_link (&pending, &op->link);
+  /* Once per thread; may wait for the GIL, so the op is listed first. */
+  gab_python_pin_runtime_thread ();
   prev = gab_task_locals_swap (op->locals);
   op->start (op->cancellable, op_ready, op, op->user_data);
   gab_task_locals_swap (prev);
@@ -191,6 +192,47 @@ gboolean
 gab_future_all_idle (void)
 {
   return pending.length == 0 && closed_waiting == 0;
+}
+
+/* ---- fork ------------------------------------------------------------ */
+
+static void
+op_fail_forked (Op *op)
+{
+  PyObject *future = op->future_ref != NULL ? PyWeakref_GetObject (op->future_ref) : NULL;
+  PyObject *exc, *ret = NULL;
+
+  if (future == NULL || future == Py_None || gab_py_future_done (future) != 0)
+    {
+      PyErr_Clear ();
+      return;
+    }
+  exc = PyObject_CallFunction (PyExc_RuntimeError, "s",
+                               "gasyncbridge: the process forked while this "
+                               "operation was pending; it belongs to the "
+                               "parent's runtime and will never complete here");
+  if (exc != NULL)
+    ret = PyObject_CallMethodOneArg (future, gab_py.s_set_exception, exc);
+  Py_XDECREF (exc);
+  Py_XDECREF (ret);
+  PyErr_Clear ();
+}
+
+void
+gab_future_fail_after_fork (void)
+{
+  GabRuntimeItem *items = gab_runtime_take_forked_items ();
+  GList *l;
+
+  /* Single-threaded child with the GIL: the runtime's lists are ours now.
+   * The operations themselves are left as they are (they may reference
+   * state of threads that no longer exist); only their futures learn. */
+  while ((l = g_queue_pop_head_link (&pending)) != NULL)
+    op_fail_forked (l->data);
+  for (; items != NULL; items = items->next)
+    if (items->run == op_start_run)
+      op_fail_forked (G_STRUCT_MEMBER_P (items, -G_STRUCT_OFFSET (Op, start_item)));
+  closed_waiting = 0;
 }
 
 /* ---- loop thread ----------------------------------------------------- */

@@ -67,7 +67,8 @@ gab_loop_queue_unref (GabLoopQueue *queue)
     return;
   /* Nobody can push any more: the eventfd may go. */
   g_assert (queue->head == NULL);
-  close (queue->fd);
+  if (queue->fd >= 0)
+    close (queue->fd);
   /* Destroys the idle sources of GTasks whose callbacks never ran. */
   g_clear_pointer (&queue->dispatch_context, g_main_context_unref);
   g_mutex_clear (&queue->lock);
@@ -155,7 +156,7 @@ gab_loop_queue_push (GabLoopQueue *queue,
   queue->wake_pending = TRUE;
   g_mutex_unlock (&queue->lock);
 
-  if (wake)
+  if (wake && queue->fd >= 0)
     {
       guint64 one = 1;
 
@@ -369,4 +370,34 @@ gab_loop_queues_close (void)
       if (is_running != 1)
         run_items (queue_steal (queue, FALSE), FALSE);
     }
+}
+
+void
+gab_loop_queues_after_fork (void)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  last_loop = NULL;
+  last_queue = NULL;
+  if (queues == NULL)
+    return;
+  /* The child shares each eventfd with the parent: reading it here would
+   * steal the parent's wakeups. Close our copies and forget the queues; a
+   * loop made in the child gets a new one. No remove_reader(): the loop's
+   * epoll instance is shared with the parent too, and unregistering there
+   * would unregister the parent's reader. (asyncio does not let a child
+   * run its parent's loop anyway.) */
+  g_hash_table_iter_init (&iter, queues);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      GabLoopQueue *queue = value;
+
+      close (queue->fd);
+      queue->fd = -1;
+      run_items (queue_steal (queue, TRUE), FALSE);
+      Py_CLEAR (queue->loop_ref);
+      queue->loop = NULL;
+    }
+  g_hash_table_remove_all (queues);
 }

@@ -122,6 +122,8 @@ void          gab_orphan_push             (GabLoopItem  *item);
 void          gab_orphans_flush           (void);
 /* GIL held, at shutdown: clean up the items of loops that are not running. */
 void          gab_loop_queues_close       (void);
+/* GIL held, in the child after fork(): unhook every queue from its loop. */
+void          gab_loop_queues_after_fork  (void);
 
 /* ---- gab-task-locals.c ------------------------------------------------ */
 
@@ -146,6 +148,9 @@ gboolean gab_future_types_init (void);
 /* Runtime thread, shutdown: fail pending C operations. */
 void     gab_future_close_all  (void);
 gboolean gab_future_all_idle   (void);
+/* GIL held, in the child after fork(): fail the futures of C operations
+ * that the parent's runtime was running. */
+void     gab_future_fail_after_fork (void);
 
 /* ---- gab-into-future.c ------------------------------------------------ */
 

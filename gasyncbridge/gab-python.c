@@ -208,6 +208,21 @@ atexit_shutdown (PyObject *self,
   Py_RETURN_NONE;
 }
 
+static PyObject *
+after_fork_child (PyObject *self,
+                  PyObject *unused)
+{
+  /* The runtime layer has marked itself shut down (pthread_atfork). */
+  gab_future_fail_after_fork ();
+  gab_loop_queues_after_fork ();
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef after_fork_def = {
+  "_gasyncbridge_after_fork", after_fork_child, METH_NOARGS,
+  "Unhook gasyncbridge from the parent's runtime in a forked child.",
+};
+
 static PyMethodDef atexit_def = {
   "_gasyncbridge_shutdown", atexit_shutdown, METH_NOARGS,
   "Shut the gasyncbridge runtime down (registered with atexit).",
@@ -287,6 +302,25 @@ python_init (void)
   if (ret == NULL)
     return FALSE;
   Py_DECREF (ret);
+
+  /* After fork(), in the child: the parent's runtime is gone. */
+  {
+    PyObject *os = PyImport_ImportModule ("os");
+    PyObject *hook = PyCFunction_New (&after_fork_def, NULL);
+    PyObject *kwargs = hook != NULL ? Py_BuildValue ("{sO}", "after_in_child", hook) : NULL;
+    PyObject *reg = os != NULL ? PyObject_GetAttrString (os, "register_at_fork") : NULL;
+    PyObject *args = PyTuple_New (0);
+
+    ret = reg != NULL && kwargs != NULL && args != NULL ? PyObject_Call (reg, args, kwargs) : NULL;
+    Py_XDECREF (os);
+    Py_XDECREF (hook);
+    Py_XDECREF (kwargs);
+    Py_XDECREF (reg);
+    Py_XDECREF (args);
+    if (ret == NULL)
+      return FALSE;
+    Py_DECREF (ret);
+  }
 
   gab_runtime_set_hooks (&runtime_hooks);
   return TRUE;

@@ -40,5 +40,7 @@ void     gab_runtime_set_hooks (const GabRuntimeHooks *hooks);
 gboolean gab_runtime_ensure    (GError               **error);
 gboolean gab_runtime_push      (GabRuntimeItem        *item);
 gboolean gab_runtime_is_closing (void);
+/* In a child of fork(): the items the parent's inbox held (once). */
+GabRuntimeItem *gab_runtime_take_forked_items (void);
 
 G_END_DECLS

@@ -14,6 +14,8 @@
  */
 #include "gab-runtime-private.h"
 
+#include <pthread.h>
+
 /* How long shutdown waits for cancelled GIO operations to call back. */
 #define GAB_SHUTDOWN_GRACE_USEC (2 * G_USEC_PER_SEC)
 
@@ -52,6 +54,9 @@ static GabRuntimeItem *inbox_tail;
 static gboolean      inbox_wake_pending;
 static gboolean      closing_done;
 static const GabRuntimeHooks *hooks;
+static gboolean      forked;        /* a parent's runtime was lost in fork() */
+static GabRuntimeItem *forked_items; /* what its inbox held */
+static GabRuntimeItem *dispatching;  /* runtime thread: rest of the batch */
 
 static __thread gboolean on_own_thread;
 
@@ -94,14 +99,18 @@ inbox_dispatch (GSource     *source,
   inbox_wake_pending = FALSE;
   g_mutex_unlock (&lock);
 
+  /* `dispatching` keeps the rest of the batch findable by a child of
+   * fork() (see runtime_atfork_child). */
   while (items != NULL)
     {
       GabRuntimeItem *item = items;
 
       items = item->next;
+      dispatching = items;
       item->next = NULL;
       item->run (item);
     }
+  dispatching = NULL;
 
   if (self->spin_usec > 0)
     self->spin_until = g_get_monotonic_time () + self->spin_usec;
@@ -144,14 +153,135 @@ runtime_thread_main (gpointer data)
   return NULL;
 }
 
+/* fork() while the runtime thread runs: park it first at a point where it
+ * holds no lock (ours or GLib's: slice allocator, type system, contexts),
+ * so the child inherits none of them locked. The wait is bounded: a runtime
+ * thread busy elsewhere (waiting for the GIL that the forking thread holds,
+ * say) is not waited for, and the fork proceeds as it would without us. */
+#define GAB_FORK_PARK_USEC (250 * G_TIME_SPAN_MILLISECOND)
+
+static gboolean park_requested;   /* lock */
+static gboolean parked;           /* lock */
+
+static void
+park_item_run (GabRuntimeItem *item)
+{
+  g_mutex_lock (&lock);
+  if (park_requested)
+    {
+      parked = TRUE;
+      g_cond_broadcast (&cond);
+      while (park_requested)
+        g_cond_wait (&cond, &lock);
+      parked = FALSE;
+    }
+  g_mutex_unlock (&lock);
+  g_free (item);
+}
+
+static void
+runtime_atfork_prepare (void)
+{
+  GabRuntimeItem *item;
+  gint64 deadline;
+
+  g_mutex_lock (&lock);
+  if (state != STATE_RUNNING || thread == NULL || on_own_thread)
+    return;   /* `lock` stays held across fork(); released after it */
+  item = g_new0 (GabRuntimeItem, 1);
+  item->run = park_item_run;
+  if (inbox_tail != NULL)
+    inbox_tail->next = item;
+  else
+    inbox_head = item;
+  inbox_tail = item;
+  if (!inbox_wake_pending)
+    {
+      inbox_wake_pending = TRUE;
+      g_source_set_ready_time (inbox_source, 0);
+    }
+  park_requested = TRUE;
+  deadline = g_get_monotonic_time () + GAB_FORK_PARK_USEC;
+  while (!parked)
+    if (!g_cond_wait_until (&cond, &lock, deadline))
+      break;
+  /* Holding `lock` keeps the parked thread parked through fork(). */
+}
+
+static void
+runtime_atfork_parent (void)
+{
+  park_requested = FALSE;
+  g_cond_broadcast (&cond);
+  g_mutex_unlock (&lock);
+}
+
+/* In the child of fork(), only the forking thread exists: the runtime
+ * thread is gone, and `lock` may have been held by it. The parent's objects
+ * are left alone (freeing them could touch state of threads that no longer
+ * exist); the runtime counts as shut down until gab_init() is called. */
+static void
+runtime_atfork_child (void)
+{
+  g_mutex_init (&lock);
+  g_cond_init (&cond);
+  park_requested = parked = FALSE;
+  if (state == STATE_RUNNING || state == STATE_CLOSING)
+    {
+      forked = TRUE;
+      /* The batch the runtime thread was running, then the inbox. */
+      if (dispatching != NULL)
+        {
+          GabRuntimeItem *last = dispatching;
+
+          while (last->next != NULL)
+            last = last->next;
+          last->next = inbox_head;
+          inbox_head = dispatching;
+          dispatching = NULL;
+        }
+      forked_items = inbox_head;
+      inbox_head = inbox_tail = NULL;
+      inbox_wake_pending = FALSE;
+      context = NULL;
+      main_loop = NULL;
+      inbox_source = NULL;
+      thread = NULL;
+      state = STATE_SHUT_DOWN;
+    }
+}
+
+GabRuntimeItem *
+gab_runtime_take_forked_items (void)
+{
+  GabRuntimeItem *items = forked_items;
+
+  forked_items = NULL;
+  return items;
+}
+
 /* Called with `lock` held. */
 static gboolean
 start_locked (GMainContext  *app_context,
               GError       **error)
 {
+  static gsize atfork_registered;
+
+  if (g_once_init_enter (&atfork_registered))
+    {
+      pthread_atfork (runtime_atfork_prepare, runtime_atfork_parent,
+                      runtime_atfork_child);
+      /* Register the types the runtime thread uses now, on this thread: a
+       * fork() that lands while that thread is inside a type's one-time
+       * registration would leave the child waiting for it forever. */
+      g_type_ensure (G_TYPE_TASK);
+      g_type_ensure (G_TYPE_CANCELLABLE);
+      g_once_init_leave (&atfork_registered, 1);
+    }
   inbox_head = inbox_tail = NULL;
   inbox_wake_pending = FALSE;
   closing_done = FALSE;
+  forked = FALSE;
 
   if (app_context != NULL)
     {
@@ -271,6 +401,14 @@ gab_runtime_ensure (GError **error)
   g_mutex_lock (&lock);
   if (state == STATE_NONE)
     ok = start_locked (NULL, error);
+  else if (state != STATE_RUNNING && forked)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+                           "The gasyncbridge runtime does not survive fork(): "
+                           "call gab_init() (gasyncbridge.init() in Python) in "
+                           "the child process first, and use new event loops");
+      ok = FALSE;
+    }
   else if (state != STATE_RUNNING)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED,

@@ -506,3 +506,43 @@ def test_shutdown_fails_pending_with_closed_and_restarts(run):
         return await gasyncbridge.sleep(0, "restarted")
 
     assert run(main) == "restarted"
+
+
+def test_fork_child_fails_clearly_and_can_init_again():
+    proc = run_script("""
+        import asyncio, os, gasyncbridge, _gab_testmod as tm
+        loop = asyncio.new_event_loop()
+        async def start():
+            return [tm.never() for _ in range(3)] + [gasyncbridge.sleep(3600)]
+        pending = loop.run_until_complete(start())   # runtime busy with them
+        pid = os.fork()
+        if pid == 0:
+            # the parent's operations can never complete here: they failed
+            print("child pending:", sorted({type(f.exception()).__name__ for f in pending}))
+            async def m():
+                return await gasyncbridge.sleep(0, "child ok")
+            try:
+                asyncio.run(m())
+            except gasyncbridge.GLibError as e:
+                print("child without init:", "fork" in str(e))
+            gasyncbridge.init()
+            print("child after init:", asyncio.run(m()))
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("child exit:", os.waitstatus_to_exitcode(status))
+        async def p():
+            return await gasyncbridge.sleep(0, "parent ok")
+        print(loop.run_until_complete(p()))
+        for f in pending:
+            f.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+    """, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "child pending: ['RuntimeError']",
+        "child without init: True",
+        "child after init: child ok",
+        "child exit: 0",
+        "parent ok",
+    ]
