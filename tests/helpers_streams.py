@@ -212,3 +212,184 @@ async def context_is_kept():
     items, error, _ = await c.consume(gen(), 0, "object", -1)
     assert items == ["caller", "inside", "inside"], items
     assert var.get() == "caller"
+
+
+# ---- GabInputStream ---------------------------------------------------------
+
+MIB = 1 << 20
+UNDER_VALGRIND = bool(os.environ.get("GAB_UNDER_VALGRIND"))
+
+
+def pattern_chunks(total, chunk_size, log=None):
+    """Fresh chunks (so that anything holding them would show in RSS); chunk
+    i is filled with the byte i % 251."""
+    async def gen():
+        for i in range(total // chunk_size):
+            if log is not None:
+                log.produced += 1
+            yield bytes([i % 251]) * chunk_size
+    return gen()
+
+
+async def input_gigabyte():
+    total = (16 if UNDER_VALGRIND else 1024) * MIB
+    limit = 64 * MIB
+    # spliced to /dev/null by GIO (8 KiB reads: the slow consumer)
+    base = c.rss_reset()
+    n, error = await c.splice_to(pattern_chunks(total, MIB), None)
+    peak = c.rss_peak()
+    assert error is None, error
+    assert n == total
+    print(f"# 1 GiB through GabInputStream spliced to /dev/null: peak RSS "
+          f"+{(peak - base) / MIB:.1f} MiB over {base / MIB:.1f} MiB", flush=True)
+    assert peak - base < limit, (peak - base) / MIB
+    # read by C: sync reads from a worker thread, then async reads
+    for sync in (True, False):
+        base = c.rss_reset()
+        (got, reads, bad), error = await c.read_all(pattern_chunks(total, MIB), 256 * 1024,
+                                                    sync, MIB)
+        peak = c.rss_peak()
+        assert error is None, error
+        assert (got, bad) == (total, -1)
+        assert reads == total // (256 * 1024)
+        print(f"# 1 GiB read by C ({'sync' if sync else 'async'} 256 KiB reads): "
+              f"peak RSS +{(peak - base) / MIB:.1f} MiB", flush=True)
+        assert peak - base < limit, (peak - base) / MIB
+
+
+async def input_to_file_and_back():
+    import hashlib
+    import gasyncbridge.gio  # noqa: F401  (reading back through the reader API)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "spliced.bin")
+        pieces = [os.urandom(n) for n in (1, 0, 4096, 100_000, 7, 3 * MIB + 5, 0, 65536)]
+
+        async def gen():
+            for p in pieces:
+                yield p
+            yield bytearray(b"tail")
+            yield memoryview(b"0123456789")[::2]   # not contiguous: copied
+
+        n, error = await c.splice_to(gen(), path)
+        expected = b"".join(pieces) + b"tail" + b"02468"
+        assert error is None, error
+        assert n == len(expected)
+        with open(path, "rb") as f:
+            assert f.read() == expected
+        reader = await gasyncbridge.gio.open_read(path)
+        got = bytearray()
+        async for chunk in reader.iter_chunks(50_000):
+            got += chunk
+        assert hashlib.sha256(got).digest() == hashlib.sha256(expected).digest()
+
+
+async def input_read_sizes():
+    """Chunks bigger and smaller than the read buffer, sync and async."""
+    async def gen():
+        for i in range(300):
+            yield bytes([i % 251]) * 1000
+    for sync in (True, False):
+        for bufsize in (1, 7, 1000, 4096, 1 << 20):
+            if bufsize == 1 and not sync:
+                continue  # 300k async reads: slow for no new coverage
+            (got, reads, bad), error = await c.read_all(gen(), bufsize, sync, 1000)
+            assert error is None and got == 300_000 and bad == -1, (bufsize, got, bad)
+            assert reads >= 300_000 // bufsize
+
+
+async def input_lines():
+    async def gen():
+        yield b"first li"
+        yield b"ne\nsecond line\nthi"
+        yield b""
+        yield b"rd"
+        yield b"\n\nlast, no newline"
+    lines, error = await c.read_lines(gen())
+    assert error is None, error
+    assert lines == [b"first line", b"second line", b"third", b"", b"last, no newline"], lines
+
+
+async def input_subprocess():
+    data = os.urandom(300_000)   # more than a pipe holds
+
+    async def gen():
+        for i in range(0, len(data), 10_000):
+            await asyncio.sleep(0)
+            yield data[i:i + 10_000]
+    out, error = await c.subprocess_cat(gen())
+    assert error is None, error
+    assert out == data
+
+
+async def input_errors():
+    # not bytes: a clear error from the read that meets it, after the data before
+    async def gen():
+        yield b"abc"
+        yield "text"
+
+    (got, reads, bad), error = await c.read_all(gen(), 2, False, 0)
+    assert got == 3
+    assert isinstance(error, gasyncbridge_glib_error()), repr(error)
+    assert "bytes-like object, not 'str'" in str(error)
+
+    async def gen2():
+        yield b"x" * 10
+        raise PermissionError(13, "no way")
+
+    (got, reads, bad), error = await c.read_all(gen2(), 4, True, 0)
+    assert got == 10 and isinstance(error, PermissionError), (got, error)
+
+    for bad in (None, 3, b"bytes are not async"):
+        try:
+            c.read_all(bad, 10, False, 0)
+        except ValueError as exc:
+            assert "not an async iterable" in str(exc)
+        else:
+            raise AssertionError("no error")
+    # the bridge still works
+    (got, reads, bad), error = await c.read_all(pattern_chunks(10 * 4096, 4096), 4096, False, 4096)
+    assert (got, bad, error) == (10 * 4096, -1, None)
+
+
+def gasyncbridge_glib_error():
+    import gasyncbridge
+    return gasyncbridge.GLibError
+
+
+async def input_close_runs_aclose():
+    log = Log()
+    data, error = await c.read_then_close(numbers_bytes(log), 5)
+    assert error is None, error
+    assert data == b"01234"
+    assert log.events == ["finally"], log.events
+
+    class Failing:
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self):
+            return b"z"
+
+        async def aclose(self):
+            raise OSError(5, "aclose I/O error")
+
+    data, error = await c.read_then_close(Failing(), 3)
+    assert data == b"zzz"
+    assert isinstance(error, OSError) and error.errno == 5, repr(error)
+
+
+async def numbers_bytes(log):
+    try:
+        i = 0
+        while True:
+            yield str(i % 10).encode()
+            i += 1
+    finally:
+        log.events.append("finally")
+
+
+async def input_sync_read_refused():
+    message = c.sync_read_here(numbers_bytes(Log()))
+    assert "deadlock" in message and "read_async" in message, message
+    message = await c.sync_read_on_runtime(numbers_bytes(Log()))
+    assert "runtime thread" in message and "read_async" in message, message

@@ -452,6 +452,516 @@ c_drop_after (PyObject *module,
   return future;
 }
 
+/* ---- GabInputStream consumers ------------------------------------------ */
+
+/* A worker thread with its own context runs @func, which returns the
+ * Python reply value (built with the GIL, which it takes itself). */
+typedef PyObject *(*WorkerFunc) (GMainContext *context, gpointer data);
+
+typedef struct
+{
+  WorkerFunc     func;
+  gpointer       data;
+  GDestroyNotify free;
+  Reply         *reply;
+} Worker;
+
+static gpointer
+worker_thread (gpointer data)
+{
+  Worker *self = data;
+  GMainContext *context = g_main_context_new ();
+  PyGILState_STATE state;
+  PyObject *value;
+
+  g_main_context_push_thread_default (context);
+  value = self->func (context, self->data);
+  state = PyGILState_Ensure ();
+  if (self->free != NULL)
+    self->free (self->data);
+  reply_send (self->reply, value);
+  PyGILState_Release (state);
+  g_main_context_pop_thread_default (context);
+  g_main_context_unref (context);
+  g_free (self);
+  return NULL;
+}
+
+/* GIL: starts @func on a worker; returns the future of its reply. */
+static PyObject *
+start_worker (WorkerFunc     func,
+              gpointer       data,
+              GDestroyNotify free_func)
+{
+  Worker *self = g_new0 (Worker, 1);
+  PyObject *future;
+
+  self->func = func;
+  self->data = data;
+  self->free = free_func;
+  self->reply = reply_new ();
+  future = Py_NewRef (self->reply->future);
+  g_thread_unref (g_thread_new ("worker", worker_thread, self));
+  return future;
+}
+
+/* No GIL: a Python value from the worker's outcome. */
+static PyObject *
+outcome (PyObject *value,
+         GError   *error)
+{
+  PyGILState_STATE state = PyGILState_Ensure ();
+  PyObject *ret = Py_BuildValue ("(NN)", value != NULL ? value : Py_NewRef (Py_None),
+                                 exception_or_none (error));
+
+  g_clear_error (&error);
+  PyGILState_Release (state);
+  return ret;
+}
+
+static GInputStream *
+input_from_python (PyObject *aiterable)
+{
+  GError *error = NULL;
+  GInputStream *stream = gab_input_stream_new (aiterable, &error);
+
+  if (stream == NULL)
+    raise_error (error);
+  else
+    g_assert_true (GAB_IS_INPUT_STREAM (stream));
+  return stream;
+}
+
+/* splice_to(aiterable, path or None for /dev/null): bytes spliced */
+typedef struct
+{
+  GInputStream *in;
+  gchar        *path;
+} Splice;
+
+static void
+splice_free (gpointer data)
+{
+  Splice *self = data;
+
+  g_clear_object (&self->in);
+  g_free (self->path);
+  g_free (self);
+}
+
+static PyObject *
+splice_worker (GMainContext *context,
+               gpointer      data)
+{
+  Splice *self = data;
+  g_autoptr(GFile) file = g_file_new_for_path (self->path != NULL ? self->path : "/dev/null");
+  GOutputStream *out;
+  GAsyncResult *result = NULL;
+  GError *error = NULL;
+  gssize n = -1;
+
+  if (self->path != NULL)
+    out = G_OUTPUT_STREAM (g_file_replace (file, NULL, FALSE, G_FILE_CREATE_NONE, NULL, &error));
+  else
+    out = G_OUTPUT_STREAM (g_file_append_to (file, G_FILE_CREATE_NONE, NULL, &error));
+  if (out != NULL)
+    {
+      g_output_stream_splice_async (out, self->in,
+                                    G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE
+                                    | G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET,
+                                    G_PRIORITY_DEFAULT, NULL, store_result, &result);
+      wait_result (context, &result);
+      n = g_output_stream_splice_finish (out, result, &error);
+      g_object_unref (result);
+      g_object_unref (out);
+    }
+  return outcome (n >= 0 ? PyLong_FromSsize_t (n) : NULL, error);
+}
+
+static PyObject *
+c_splice_to (PyObject *module,
+             PyObject *args)
+{
+  PyObject *aiterable, *path;
+  Splice *self;
+
+  if (!PyArg_ParseTuple (args, "OO", &aiterable, &path))
+    return NULL;
+  self = g_new0 (Splice, 1);
+  self->in = input_from_python (aiterable);
+  if (self->in == NULL)
+    {
+      splice_free (self);
+      return NULL;
+    }
+  if (path != Py_None)
+    self->path = g_strdup (PyUnicode_AsUTF8 (path));
+  return start_worker (splice_worker, self, splice_free);
+}
+
+/* read_all(aiterable, bufsize, sync, chunk_size): reads everything and
+ * checks that byte p is (p / chunk_size) % 251 at the start of each read;
+ * returns (total, reads, first bad offset or -1). */
+typedef struct
+{
+  GInputStream *in;
+  gsize         bufsize;
+  gboolean      sync;
+  gsize         chunk_size;
+} ReadAll;
+
+static void
+read_all_free (gpointer data)
+{
+  ReadAll *self = data;
+
+  g_clear_object (&self->in);
+  g_free (self);
+}
+
+static PyObject *
+read_all_worker (GMainContext *context,
+                 gpointer      data)
+{
+  ReadAll *self = data;
+  guint8 *buffer = g_malloc (self->bufsize);
+  GError *error = NULL;
+  guint64 total = 0, reads = 0;
+  gint64 bad = -1;
+  PyGILState_STATE state;
+  PyObject *value;
+
+  for (;;)
+    {
+      gssize n;
+
+      if (self->sync)
+        n = g_input_stream_read (self->in, buffer, self->bufsize, NULL, &error);
+      else
+        {
+          GAsyncResult *result = NULL;
+
+          g_input_stream_read_async (self->in, buffer, self->bufsize, G_PRIORITY_DEFAULT,
+                                     NULL, store_result, &result);
+          wait_result (context, &result);
+          n = g_input_stream_read_finish (self->in, result, &error);
+          g_object_unref (result);
+        }
+      if (n <= 0)
+        break;
+      if (self->chunk_size > 0 && bad < 0
+          && buffer[0] != (guint8) ((total / self->chunk_size) % 251))
+        bad = (gint64) total;
+      total += (guint64) n;
+      reads++;
+    }
+  g_free (buffer);
+  if (error == NULL)
+    g_input_stream_close (self->in, NULL, &error);
+  state = PyGILState_Ensure ();
+  value = Py_BuildValue ("(KKL)", (unsigned long long) total, (unsigned long long) reads,
+                         (long long) bad);
+  PyGILState_Release (state);
+  return outcome (value, error);
+}
+
+static PyObject *
+c_read_all (PyObject *module,
+            PyObject *args)
+{
+  PyObject *aiterable;
+  Py_ssize_t bufsize, chunk_size;
+  int sync;
+  ReadAll *self;
+
+  if (!PyArg_ParseTuple (args, "Onpn", &aiterable, &bufsize, &sync, &chunk_size))
+    return NULL;
+  self = g_new0 (ReadAll, 1);
+  self->in = input_from_python (aiterable);
+  if (self->in == NULL)
+    {
+      read_all_free (self);
+      return NULL;
+    }
+  self->bufsize = (gsize) bufsize;
+  self->sync = sync;
+  self->chunk_size = (gsize) chunk_size;
+  return start_worker (read_all_worker, self, read_all_free);
+}
+
+/* read_lines(aiterable): GDataInputStream lines, async */
+static PyObject *
+read_lines_worker (GMainContext *context,
+                   gpointer      data)
+{
+  GDataInputStream *lines = g_data_input_stream_new (data);
+  GPtrArray *found = g_ptr_array_new_with_free_func (g_free);
+  GError *error = NULL;
+  PyGILState_STATE state;
+  PyObject *list;
+
+  g_filter_input_stream_set_close_base_stream (G_FILTER_INPUT_STREAM (lines), TRUE);
+  for (;;)
+    {
+      GAsyncResult *result = NULL;
+      gchar *line;
+
+      g_data_input_stream_read_line_async (lines, G_PRIORITY_DEFAULT, NULL, store_result, &result);
+      wait_result (context, &result);
+      line = g_data_input_stream_read_line_finish (lines, result, NULL, &error);
+      g_object_unref (result);
+      if (line == NULL)
+        break;
+      g_ptr_array_add (found, line);
+    }
+  g_object_unref (lines);
+  state = PyGILState_Ensure ();
+  list = PyList_New (0);
+  for (guint i = 0; i < found->len; i++)
+    {
+      PyObject *s = PyBytes_FromString (found->pdata[i]);
+
+      PyList_Append (list, s);
+      Py_DECREF (s);
+    }
+  PyGILState_Release (state);
+  g_ptr_array_unref (found);
+  return outcome (list, error);
+}
+
+static PyObject *
+c_read_lines (PyObject *module,
+              PyObject *aiterable)
+{
+  GInputStream *in = input_from_python (aiterable);
+
+  if (in == NULL)
+    return NULL;
+  return start_worker (read_lines_worker, in, g_object_unref);
+}
+
+/* subprocess_cat(aiterable): the bytes through `cat`, stdin spliced from
+ * the stream while stdout is spliced into memory. */
+static PyObject *
+cat_worker (GMainContext *context,
+            gpointer      data)
+{
+  GError *error = NULL;
+  GSubprocess *cat;
+  GOutputStream *memory = g_memory_output_stream_new_resizable ();
+  GAsyncResult *in_result = NULL, *out_result = NULL, *wait = NULL;
+  PyObject *value = NULL;
+
+  cat = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                          &error, "cat", NULL);
+  if (cat != NULL)
+    {
+      g_output_stream_splice_async (g_subprocess_get_stdin_pipe (cat), data,
+                                    G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE
+                                    | G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET,
+                                    G_PRIORITY_DEFAULT, NULL, store_result, &in_result);
+      g_output_stream_splice_async (memory, g_subprocess_get_stdout_pipe (cat),
+                                    G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE
+                                    | G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET,
+                                    G_PRIORITY_DEFAULT, NULL, store_result, &out_result);
+      wait_result (context, &in_result);
+      wait_result (context, &out_result);
+      if (g_output_stream_splice_finish (g_subprocess_get_stdin_pipe (cat), in_result, &error) >= 0
+          && g_output_stream_splice_finish (memory, out_result, &error) >= 0)
+        {
+          g_subprocess_wait_async (cat, NULL, store_result, &wait);
+          wait_result (context, &wait);
+          if (g_subprocess_wait_finish (cat, wait, &error))
+            {
+              PyGILState_STATE state = PyGILState_Ensure ();
+
+              value = PyBytes_FromStringAndSize (
+                g_memory_output_stream_get_data (G_MEMORY_OUTPUT_STREAM (memory)),
+                (Py_ssize_t) g_memory_output_stream_get_data_size (G_MEMORY_OUTPUT_STREAM (memory)));
+              PyGILState_Release (state);
+            }
+          g_object_unref (wait);
+        }
+      g_clear_object (&in_result);
+      g_clear_object (&out_result);
+      g_object_unref (cat);
+    }
+  g_object_unref (memory);
+  return outcome (value, error);
+}
+
+static PyObject *
+c_subprocess_cat (PyObject *module,
+                  PyObject *aiterable)
+{
+  GInputStream *in = input_from_python (aiterable);
+
+  if (in == NULL)
+    return NULL;
+  return start_worker (cat_worker, in, g_object_unref);
+}
+
+/* read_then_close(aiterable, n): n bytes, then close_async */
+typedef struct
+{
+  GInputStream *in;
+  gsize         n;
+} ReadClose;
+
+static void
+read_close_free (gpointer data)
+{
+  ReadClose *self = data;
+
+  g_object_unref (self->in);
+  g_free (self);
+}
+
+static PyObject *
+read_close_worker (GMainContext *context,
+                   gpointer      data)
+{
+  ReadClose *self = data;
+  guint8 *buffer = g_malloc (self->n);
+  GAsyncResult *result = NULL;
+  GError *error = NULL;
+  gsize got = 0;
+  PyObject *value = NULL;
+
+  if (g_input_stream_read_all (self->in, buffer, self->n, &got, NULL, &error))
+    {
+      g_input_stream_close_async (self->in, G_PRIORITY_DEFAULT, NULL, store_result, &result);
+      wait_result (context, &result);
+      g_input_stream_close_finish (self->in, result, &error);
+      g_object_unref (result);
+    }
+  {
+    PyGILState_STATE state = PyGILState_Ensure ();
+
+    value = PyBytes_FromStringAndSize ((gchar *) buffer, (Py_ssize_t) got);
+    PyGILState_Release (state);
+  }
+  g_free (buffer);
+  return outcome (value, error);
+}
+
+static PyObject *
+c_read_then_close (PyObject *module,
+                   PyObject *args)
+{
+  PyObject *aiterable;
+  Py_ssize_t n;
+  ReadClose *self;
+  GInputStream *in;
+
+  if (!PyArg_ParseTuple (args, "On", &aiterable, &n))
+    return NULL;
+  in = input_from_python (aiterable);
+  if (in == NULL)
+    return NULL;
+  self = g_new0 (ReadClose, 1);
+  self->in = in;
+  self->n = (gsize) n;
+  return start_worker (read_close_worker, self, read_close_free);
+}
+
+/* sync_read_here(aiterable): a sync read on the loop thread: must fail */
+static PyObject *
+c_sync_read_here (PyObject *module,
+                  PyObject *aiterable)
+{
+  GInputStream *in = input_from_python (aiterable);
+  GError *error = NULL;
+  gchar buffer[16];
+  PyObject *ret;
+
+  if (in == NULL)
+    return NULL;
+  g_assert_cmpint (g_input_stream_read (in, buffer, sizeof buffer, NULL, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+  ret = PyUnicode_FromString (error->message);
+  g_error_free (error);
+  g_object_unref (in);
+  return ret;
+}
+
+/* sync_read_on_runtime(aiterable): a sync read on the runtime thread */
+typedef struct
+{
+  GInputStream *in;
+  Reply        *reply;
+} OnRuntime;
+
+static gboolean
+sync_read_on_runtime_cb (gpointer data)
+{
+  OnRuntime *self = data;
+  GError *error = NULL;
+  gchar buffer[16];
+  PyGILState_STATE state;
+
+  g_assert_true (gab_is_runtime_thread ());
+  g_assert_cmpint (g_input_stream_read (self->in, buffer, sizeof buffer, NULL, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+  g_object_unref (self->in);
+  state = PyGILState_Ensure ();
+  reply_send (self->reply, PyUnicode_FromString (error->message));
+  PyGILState_Release (state);
+  g_error_free (error);
+  g_free (self);
+  return G_SOURCE_REMOVE;
+}
+
+static PyObject *
+c_sync_read_on_runtime (PyObject *module,
+                        PyObject *aiterable)
+{
+  OnRuntime *self;
+  GInputStream *in = input_from_python (aiterable);
+  PyObject *future;
+
+  if (in == NULL)
+    return NULL;
+  self = g_new0 (OnRuntime, 1);
+  self->in = in;
+  self->reply = reply_new ();
+  future = Py_NewRef (self->reply->future);
+  gab_invoke (sync_read_on_runtime_cb, self, NULL);
+  return future;
+}
+
+/* Peak memory of the process: rss_reset() resets the high-water mark and
+ * returns the current RSS; rss_peak() returns the mark (bytes). */
+static gint64
+status_kb (const gchar *field)
+{
+  g_autofree gchar *status = NULL;
+  const gchar *line;
+
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
+    return -1;
+  line = strstr (status, field);
+  if (line == NULL)
+    return -1;
+  return g_ascii_strtoll (line + strlen (field), NULL, 10);
+}
+
+static PyObject *
+c_rss_reset (PyObject *module,
+             PyObject *unused)
+{
+  /* "5" resets VmHWM to the current RSS (Linux >= 4.0). */
+  g_file_set_contents ("/proc/self/clear_refs", "5", 1, NULL);
+  return PyLong_FromLongLong (status_kb ("VmRSS:") * 1024);
+}
+
+static PyObject *
+c_rss_peak (PyObject *module,
+            PyObject *unused)
+{
+  return PyLong_FromLongLong (status_kb ("VmHWM:") * 1024);
+}
+
 /* ---- the module and the test cases ------------------------------------ */
 
 static PyMethodDef c_methods[] = {
@@ -460,6 +970,15 @@ static PyMethodDef c_methods[] = {
   { "consumed_count", c_consumed_count, METH_NOARGS, NULL },
   { "open_gate", c_open_gate, METH_NOARGS, NULL },
   { "drop_after", c_drop_after, METH_VARARGS, NULL },
+  { "splice_to", c_splice_to, METH_VARARGS, NULL },
+  { "read_all", c_read_all, METH_VARARGS, NULL },
+  { "read_lines", c_read_lines, METH_O, NULL },
+  { "subprocess_cat", c_subprocess_cat, METH_O, NULL },
+  { "read_then_close", c_read_then_close, METH_VARARGS, NULL },
+  { "sync_read_here", c_sync_read_here, METH_O, NULL },
+  { "sync_read_on_runtime", c_sync_read_on_runtime, METH_O, NULL },
+  { "rss_reset", c_rss_reset, METH_NOARGS, NULL },
+  { "rss_peak", c_rss_peak, METH_NOARGS, NULL },
   { NULL }
 };
 
@@ -574,6 +1093,29 @@ test_bad_iterables (void)
   run_scenario ("bad_input", NULL);
 }
 
+static void
+test_input_stream_gigabyte (void)
+{
+  run_scenario ("input_gigabyte", NULL);
+}
+
+static void
+test_input_stream_consumers (void)
+{
+  run_scenario ("input_read_sizes", NULL);
+  run_scenario ("input_lines", NULL);
+  run_scenario ("input_subprocess", NULL);
+  run_scenario ("input_to_file_and_back", NULL);
+}
+
+static void
+test_input_stream_errors (void)
+{
+  run_scenario ("input_errors", NULL);
+  run_scenario ("input_close_runs_aclose", NULL);
+  run_scenario ("input_sync_read_refused", NULL);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -590,6 +1132,9 @@ main (int    argc,
   g_test_add_func ("/streams/iterator/cancel-runs-finally", test_cancel_runs_finally);
   g_test_add_func ("/streams/iterator/items-convert", test_items_convert);
   g_test_add_func ("/streams/iterator/bad-iterables", test_bad_iterables);
+  g_test_add_func ("/streams/input/gigabyte", test_input_stream_gigabyte);
+  g_test_add_func ("/streams/input/consumers", test_input_stream_consumers);
+  g_test_add_func ("/streams/input/errors", test_input_stream_errors);
   ret = g_test_run ();
   /* atexit runs gab_shutdown() before Python goes. */
   if (Py_FinalizeEx () < 0)
