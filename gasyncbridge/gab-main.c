@@ -21,6 +21,7 @@ typedef struct
   GCancellable *cancellable;   /* the main task's; set on the runtime thread */
   GMutex        lock;
   int           signum;        /* the signal that cancelled us, or 0 */
+  GError       *task_error;    /* how the program's task failed, as is */
 } MainData;
 
 static MainData main_data;
@@ -37,8 +38,20 @@ main_task_done (GObject      *source,
   if (g_task_propagate_boolean (G_TASK (result), &error))
     g_task_return_boolean (outer, TRUE);
   else
-    g_task_return_error (outer, error);
+    {
+      /* Kept for the message: on its way through Python it would be
+       * reworded ("FileNotFoundError: [Errno 2] ..."). */
+      g_mutex_lock (&main_data.lock);
+      if (main_data.task_error == NULL)
+        main_data.task_error = g_error_copy (error);
+      g_mutex_unlock (&main_data.lock);
+      g_task_return_error (outer, error);
+    }
   g_object_unref (outer);
+  /* The program's task was lent to async_main (transfer none): our
+   * reference, kept until now, goes. GTask holds its own while it calls
+   * us. */
+  g_object_unref (result);
 }
 
 static void
@@ -199,7 +212,9 @@ embed_python (int    argc,
  * gab_main:
  * @argc: the program's argument count
  * @argv: (array length=argc): the program's arguments
- * @async_main: the program's asynchronous main function
+ * @async_main: the program's asynchronous main function; the #GTask it
+ *   gets is lent (transfer none): gab_main() keeps a reference until the
+ *   task completes, so a callback may use it without taking one
  *
  * Runs a C program whose main is asynchronous: embeds Python (@argv becomes
  * `sys.argv`, and the program's directory is importable), keeps the main
@@ -240,6 +255,13 @@ gab_main (int          argc,
   Py_XDECREF (ret);
 
   g_mutex_lock (&main_data.lock);
+  if (error != NULL && main_data.task_error != NULL)
+    {
+      /* The program's own error, not its Python rendering. */
+      g_clear_error (&error);
+      error = g_steal_pointer (&main_data.task_error);
+    }
+  g_clear_error (&main_data.task_error);
   if (main_data.signum != 0
       && (error == NULL || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)))
     {
