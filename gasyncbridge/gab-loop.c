@@ -418,7 +418,7 @@ embed_python (GError **error)
   PyConfig config;
   PyStatus status;
   g_autofree gchar *exe = NULL, *dir = NULL;
-  PyObject *sys_path, *path;
+  PyObject *sys_path, *path, *threading;
 
   PyConfig_InitPythonConfig (&config);
   config.parse_argv = 0;
@@ -432,6 +432,13 @@ embed_python (GError **error)
                    status.err_msg != NULL ? status.err_msg : "unknown error");
       return FALSE;
     }
+
+  /* threading takes the thread that imports it first for the main thread:
+   * let that be this one, not gab-asyncio (where asyncio would import it),
+   * so that threading.main_thread() is what Python code expects. */
+  threading = PyImport_ImportModule ("threading");
+  Py_XDECREF (threading);
+  PyErr_Clear ();
 
   exe = g_file_read_link ("/proc/self/exe", NULL);
   if (exe != NULL)
