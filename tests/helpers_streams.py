@@ -393,3 +393,70 @@ async def input_sync_read_refused():
     assert "deadlock" in message and "read_async" in message, message
     message = await c.sync_read_on_runtime(numbers_bytes(Log()))
     assert "runtime thread" in message and "read_async" in message, message
+
+
+# ---- GabChannel ---------------------------------------------------------------
+
+async def channel_many_producers(threads, per_thread, capacity):
+    receiver = c.channel_producers(threads, per_thread, capacity, None)
+    got = []
+    worst = 0
+    async for item in receiver:
+        got.append(tuple(item))
+        # sends completed minus items taken: never more than the capacity
+        worst = max(worst, c.sent_count() - len(got))
+    assert len(got) == threads * per_thread, len(got)
+    assert len(set(got)) == len(got), "duplicates"
+    for t in range(threads):
+        mine = [i for (tid, i) in got if tid == t]
+        assert mine == list(range(per_thread)), (t, mine[:10])
+    assert worst <= capacity, (worst, capacity)
+    assert "closed" in repr(receiver)
+
+
+async def channel_slow_consumer():
+    receiver = c.channel_producers(3, 100, 4, None)
+    got = []
+    worst = 0
+    async for item in receiver:
+        got.append(item)
+        worst = max(worst, c.sent_count() - len(got))
+        for _ in range(3):
+            await asyncio.sleep(0)   # slow: let producers pile up
+    assert len(got) == 300 and worst <= 4, (len(got), worst)
+
+
+async def channel_close_with_error():
+    receiver = c.channel_producers(2, 10, 3, "producers gave up")
+    got = []
+    try:
+        async for item in receiver:
+            got.append(item)
+    except TimeoutError as exc:
+        assert "producers gave up" in str(exc)
+    else:
+        raise AssertionError("no error after the items")
+    assert sorted(got) == sorted((t, i) for t in range(2) for i in range(10))
+    # after the error, the end
+    try:
+        await receiver.__anext__()
+    except StopAsyncIteration:
+        pass
+    else:
+        raise AssertionError("not at the end")
+
+
+async def channel_refused_sends():
+    receiver, future = c.channel_refusals()
+    outcomes, error = await future
+    assert error is None
+    assert outcomes[0] is None and outcomes[1] is None
+    assert isinstance(outcomes[2], asyncio.CancelledError), outcomes
+    assert "closed" in str(outcomes[3]), outcomes
+    assert [item async for item in receiver] == [0, 1]
+
+    receiver, capsule = c.channel_pair()
+    await receiver.aclose()
+    _, error = await c.channel_send_one(capsule)
+    assert isinstance(error, BrokenPipeError), repr(error)
+    del receiver

@@ -11,7 +11,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <gasyncbridge/gasyncbridge.h>
-#include <gio/gunixoutputstream.h>
 
 #include <string.h>
 
@@ -962,6 +961,218 @@ c_rss_peak (PyObject *module,
   return PyLong_FromLongLong (status_kb ("VmHWM:") * 1024);
 }
 
+/* ---- GabChannel producers ---------------------------------------------- */
+
+static gint sent_done;   /* atomic: sends completed, all producers */
+
+typedef struct
+{
+  GabChannel *channel;
+  gint        id;
+  gint        count;
+} Producer;
+
+static gpointer
+producer_thread (gpointer data)
+{
+  Producer *self = data;
+  GMainContext *context = g_main_context_new ();
+
+  g_main_context_push_thread_default (context);
+  for (gint i = 0; i < self->count; i++)
+    {
+      GAsyncResult *result = NULL;
+      GError *error = NULL;
+
+      gab_channel_send_async (self->channel, g_variant_new ("(ii)", self->id, i), NULL,
+                              store_result, &result);
+      wait_result (context, &result);
+      g_assert_true (gab_channel_send_finish (self->channel, result, &error));
+      g_assert_no_error (error);
+      g_object_unref (result);
+      g_atomic_int_inc (&sent_done);
+    }
+  g_main_context_pop_thread_default (context);
+  g_main_context_unref (context);
+  g_free (self);
+  return NULL;
+}
+
+typedef struct
+{
+  GabChannel *channel;
+  GPtrArray  *threads;
+  gchar      *error_message;
+} Coordinator;
+
+static gpointer
+coordinator_thread (gpointer data)
+{
+  Coordinator *self = data;
+
+  for (guint i = 0; i < self->threads->len; i++)
+    g_thread_join (self->threads->pdata[i]);
+  if (self->error_message != NULL)
+    {
+      g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                                     self->error_message);
+
+      gab_channel_close (self->channel, error);
+    }
+  else
+    gab_channel_close (self->channel, NULL);
+  g_ptr_array_unref (self->threads);
+  g_object_unref (self->channel);
+  g_free (self->error_message);
+  g_free (self);
+  return NULL;
+}
+
+/* channel_producers(threads, per_thread, capacity, error_message or None):
+ * the Python end of a channel fed by that many C threads, closed (with
+ * G_IO_ERROR_TIMED_OUT and the message, if given) when they are done. */
+static PyObject *
+c_channel_producers (PyObject *module,
+                     PyObject *args)
+{
+  int threads, per_thread, capacity;
+  const char *message = NULL;
+  GabChannel *channel;
+  Coordinator *coordinator;
+  PyObject *receiver;
+
+  if (!PyArg_ParseTuple (args, "iiiz", &threads, &per_thread, &capacity, &message))
+    return NULL;
+  channel = gab_channel_new ((guint) capacity);
+  g_assert_cmpuint (gab_channel_get_capacity (channel), ==, (guint) capacity);
+  receiver = gab_channel_to_python (channel);
+  if (receiver == NULL)
+    {
+      g_object_unref (channel);
+      return NULL;
+    }
+  g_assert_null (gab_channel_to_python (channel));
+  g_assert_true (PyErr_ExceptionMatches (PyExc_RuntimeError));
+  PyErr_Clear ();
+  g_atomic_int_set (&sent_done, 0);
+  coordinator = g_new0 (Coordinator, 1);
+  coordinator->channel = channel;
+  coordinator->threads = g_ptr_array_new ();
+  coordinator->error_message = g_strdup (message);
+  for (gint t = 0; t < threads; t++)
+    {
+      Producer *producer = g_new0 (Producer, 1);
+
+      producer->channel = channel;
+      producer->id = t;
+      producer->count = per_thread;
+      g_ptr_array_add (coordinator->threads, g_thread_new ("producer", producer_thread, producer));
+    }
+  g_thread_unref (g_thread_new ("coordinator", coordinator_thread, coordinator));
+  return receiver;
+}
+
+static PyObject *
+c_sent_count (PyObject *module,
+              PyObject *unused)
+{
+  return PyLong_FromLong (g_atomic_int_get (&sent_done));
+}
+
+/* channel_refusals(): capacity 2; two sends fit, a third is cancelled
+ * while it waits, a fourth fails when the channel closes. Returns the
+ * Python end (with the two items) and the outcome of each send. */
+static PyObject *
+blocked_worker (GMainContext *context,
+                gpointer      data)
+{
+  GabChannel *channel = data;
+  GAsyncResult *results[4] = { NULL, };
+  GError *errors[4] = { NULL, };
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  PyGILState_STATE state;
+  PyObject *list;
+
+  for (gint i = 0; i < 4; i++)
+    gab_channel_send_async (channel, g_variant_new_int32 (i), i == 2 ? cancellable : NULL,
+                            store_result, &results[i]);
+  wait_result (context, &results[0]);
+  wait_result (context, &results[1]);
+  /* The third and fourth wait for room. */
+  g_main_context_iteration (context, FALSE);
+  g_assert_null (results[2]);
+  g_assert_null (results[3]);
+  g_cancellable_cancel (cancellable);
+  wait_result (context, &results[2]);
+  g_assert_null (results[3]);
+  gab_channel_close (channel, NULL);
+  wait_result (context, &results[3]);
+  state = PyGILState_Ensure ();
+  list = PyList_New (0);
+  for (gint i = 0; i < 4; i++)
+    {
+      PyObject *exc;
+
+      gab_channel_send_finish (channel, results[i], &errors[i]);
+      exc = exception_or_none (errors[i]);
+      PyList_Append (list, exc);
+      Py_DECREF (exc);
+      g_clear_error (&errors[i]);
+      g_object_unref (results[i]);
+    }
+  PyGILState_Release (state);
+  return outcome (list, NULL);
+}
+
+static PyObject *
+c_channel_refusals (PyObject *module,
+                    PyObject *unused)
+{
+  GabChannel *channel = gab_channel_new (2);
+  PyObject *receiver = gab_channel_to_python (channel);
+  PyObject *future = start_worker (blocked_worker, channel, g_object_unref);
+
+  return Py_BuildValue ("(NN)", receiver, future);
+}
+
+/* channel_after_aclose(receiver-making): a send after the consumer's
+ * aclose() fails with BROKEN_PIPE. */
+static PyObject *
+send_one_worker (GMainContext *context,
+                 gpointer      data)
+{
+  GabChannel *channel = data;
+  GAsyncResult *result = NULL;
+  GError *error = NULL;
+
+  gab_channel_send_async (channel, g_variant_new_string ("late"), NULL, store_result, &result);
+  wait_result (context, &result);
+  gab_channel_send_finish (channel, result, &error);
+  g_object_unref (result);
+  return outcome (NULL, error);
+}
+
+static PyObject *
+c_channel_pair (PyObject *module,
+                PyObject *unused)
+{
+  GabChannel *channel = gab_channel_new (4);
+  PyObject *receiver = gab_channel_to_python (channel);
+  PyObject *capsule = PyCapsule_New (channel, "channel", NULL);
+
+  return Py_BuildValue ("(NN)", receiver, capsule);
+}
+
+static PyObject *
+c_channel_send_one (PyObject *module,
+                    PyObject *capsule)
+{
+  GabChannel *channel = PyCapsule_GetPointer (capsule, "channel");
+
+  /* The capsule holds no reference: the worker takes the last one. */
+  return start_worker (send_one_worker, channel, g_object_unref);
+}
+
 /* ---- the module and the test cases ------------------------------------ */
 
 static PyMethodDef c_methods[] = {
@@ -979,6 +1190,11 @@ static PyMethodDef c_methods[] = {
   { "sync_read_on_runtime", c_sync_read_on_runtime, METH_O, NULL },
   { "rss_reset", c_rss_reset, METH_NOARGS, NULL },
   { "rss_peak", c_rss_peak, METH_NOARGS, NULL },
+  { "channel_producers", c_channel_producers, METH_VARARGS, NULL },
+  { "sent_count", c_sent_count, METH_NOARGS, NULL },
+  { "channel_refusals", c_channel_refusals, METH_NOARGS, NULL },
+  { "channel_pair", c_channel_pair, METH_NOARGS, NULL },
+  { "channel_send_one", c_channel_send_one, METH_O, NULL },
   { NULL }
 };
 
@@ -1116,6 +1332,21 @@ test_input_stream_errors (void)
   run_scenario ("input_sync_read_refused", NULL);
 }
 
+static void
+test_channel_producers (void)
+{
+  run_scenario ("channel_many_producers", "(iii)", 4, 2000, 16);
+  run_scenario ("channel_many_producers", "(iii)", 8, 500, 1);
+  run_scenario ("channel_slow_consumer", NULL);
+}
+
+static void
+test_channel_ends (void)
+{
+  run_scenario ("channel_close_with_error", NULL);
+  run_scenario ("channel_refused_sends", NULL);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1135,6 +1366,8 @@ main (int    argc,
   g_test_add_func ("/streams/input/gigabyte", test_input_stream_gigabyte);
   g_test_add_func ("/streams/input/consumers", test_input_stream_consumers);
   g_test_add_func ("/streams/input/errors", test_input_stream_errors);
+  g_test_add_func ("/streams/channel/producers", test_channel_producers);
+  g_test_add_func ("/streams/channel/ends", test_channel_ends);
   ret = g_test_run ();
   /* atexit runs gab_shutdown() before Python goes. */
   if (Py_FinalizeEx () < 0)
