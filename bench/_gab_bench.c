@@ -14,6 +14,8 @@
  *       park() makes n futures whose C operations start and then wait;
  *       fire() completes all of them in one go on the runtime thread and
  *       resolves to the monotonic time (ns) at which it began.
+ *   hold_gtasks(n), release_gtasks()
+ *       The memory of a pending GIO operation itself (GTask + GCancellable).
  *   cg_zero(), cg_dump(name), on_valgrind()
  *       callgrind client requests, so that the instruction count of one
  *       phase of a run can be cut out of the whole.
@@ -401,6 +403,49 @@ b_fire (PyObject *self,
   return gab_future_into_py (fire_start, fire_finish, g_new0 (Fire, 1), g_free);
 }
 
+/* ---- memory: what the GIO side of an operation costs by itself -------- */
+
+/* GTasks, each with a GCancellable, as a pending GIO operation holds them:
+ * the part of an in-flight operation that any bridge (or none) would pay. */
+static GPtrArray *held;
+
+static PyObject *
+b_hold_gtasks (PyObject *self,
+               PyObject *arg)
+{
+  Py_ssize_t n = PyLong_AsSsize_t (arg);
+
+  if (n < 0)
+    return PyErr_Occurred () ? NULL : Py_NewRef (Py_None);
+  if (held == NULL)
+    held = g_ptr_array_new ();
+  for (Py_ssize_t i = 0; i < n; i++)
+    {
+      GCancellable *cancellable = g_cancellable_new ();
+
+      g_ptr_array_add (held, g_task_new (NULL, cancellable, NULL, NULL));
+      g_object_unref (cancellable);
+    }
+  Py_RETURN_NONE;
+}
+
+static PyObject *
+b_release_gtasks (PyObject *self,
+                  PyObject *unused)
+{
+  if (held != NULL)
+    {
+      for (guint i = 0; i < held->len; i++)
+        {
+          /* Never returned: returning here would queue idle sources on
+           * a context that this thread does not iterate. */
+          g_object_unref (held->pdata[i]);
+        }
+      g_ptr_array_set_size (held, 0);
+    }
+  Py_RETURN_NONE;
+}
+
 /* ---- callgrind client requests ---------------------------------------- */
 
 static PyObject *
@@ -460,6 +505,9 @@ static PyMethodDef methods[] = {
   { "fire", b_fire, METH_NOARGS,
     "fire()\n--\n\nCompletes the parked operations at once; resolves to the "
     "CLOCK_MONOTONIC time (ns) at which it began." },
+  { "hold_gtasks", b_hold_gtasks, METH_O,
+    "hold_gtasks(n)\n--\n\nMake n pending GTasks with a GCancellable each (memory baseline)." },
+  { "release_gtasks", b_release_gtasks, METH_NOARGS, "Free what hold_gtasks() made." },
   { "on_valgrind", b_on_valgrind, METH_NOARGS, "Whether this runs under valgrind." },
   { "cg_zero", b_cg_zero, METH_NOARGS, "CALLGRIND_ZERO_STATS." },
   { "cg_dump", b_cg_dump, METH_O, "CALLGRIND_DUMP_STATS_AT(name)." },

@@ -13,8 +13,9 @@
  *   gab-invoke-batch     the same with gab_invoke(): one wakeup per batch.
  *
  * Each figure is the median over --repeats runs of --n operations, in
- * nanoseconds per operation (per round trip, or per item of a batch).
- * With --json the results are one JSON object on stdout. Under callgrind
+ * nanoseconds per operation (per round trip, or per item of a batch); the
+ * lines run in rounds, each once per round. With --json the runs of each
+ * line are printed as one JSON object on stdout. Under callgrind
  * (valgrind --tool=callgrind) each phase is dumped separately, named after
  * its line, so that instructions per operation can be read off the dumps.
  *
@@ -259,34 +260,45 @@ main (int    argc,
   run_glib_batch (1000);
   run_gab_batch (1000);
 
-  runs = g_new (gdouble, repeats);
+  /* In rounds: every line once per round, so that a slow spell of the
+   * machine hits all lines alike. runs[b * repeats + r] */
+  runs = g_new (gdouble, G_N_ELEMENTS (benches) * repeats);
+  for (gint r = 0; r < repeats; r++)
+    for (gsize b = 0; b < G_N_ELEMENTS (benches); b++)
+      {
+        gint count = benches[b].batch ? n * batch_factor : n;
+
+        if (RUNNING_ON_VALGRIND && r == 0)
+          CALLGRIND_ZERO_STATS;
+        runs[b * repeats + r] = benches[b].func (count);
+        if (RUNNING_ON_VALGRIND && r == 0)
+          {
+            gchar *dump = g_strdup_printf ("%s n=%d", benches[b].name, count);
+
+            CALLGRIND_DUMP_STATS_AT (dump);
+            g_free (dump);
+          }
+      }
+
   if (json)
     g_print ("{");
   for (gsize b = 0; b < G_N_ELEMENTS (benches); b++)
     {
+      gdouble *mine = runs + b * repeats;
       gint count = benches[b].batch ? n * batch_factor : n;
-      gdouble median;
 
-      for (gint r = 0; r < repeats; r++)
-        {
-          if (RUNNING_ON_VALGRIND && r == 0)
-            CALLGRIND_ZERO_STATS;
-          runs[r] = benches[b].func (count);
-          if (RUNNING_ON_VALGRIND && r == 0)
-            {
-              gchar *dump = g_strdup_printf ("%s n=%d", benches[b].name, count);
-
-              CALLGRIND_DUMP_STATS_AT (dump);
-              g_free (dump);
-            }
-        }
-      qsort (runs, repeats, sizeof (gdouble), (int (*) (const void *, const void *)) compare_doubles);
-      median = runs[repeats / 2];
       if (json)
-        g_print ("%s\"%s\": %.1f", b == 0 ? "" : ", ", benches[b].name, median);
-      else
-        g_print ("%-20s %10.1f ns/op   (n=%d, median of %d)\n",
-                 benches[b].name, median, count, repeats);
+        {
+          g_print ("%s\"%s\": [", b == 0 ? "" : ", ", benches[b].name);
+          for (gint r = 0; r < repeats; r++)
+            g_print ("%s%.1f", r == 0 ? "" : ", ", mine[r]);
+          g_print ("]");
+          continue;
+        }
+      qsort (mine, repeats, sizeof (gdouble),
+             (int (*) (const void *, const void *)) compare_doubles);
+      g_print ("%-20s %10.1f ns/op   (n=%d, median of %d)\n",
+               benches[b].name, mine[repeats / 2], count, repeats);
     }
   if (json)
     g_print ("}\n");

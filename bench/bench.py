@@ -475,6 +475,12 @@ class Skip(Exception):
 
 # ---------------------------------------------------------------------------
 # Timing
+#
+# The machine is shared and noisy, so the lines of one table are measured in
+# rounds: every line runs once per round, on a loop of its own that stays
+# open, before any line runs again. Slow spells then hit all lines alike, a
+# line's figure is the median of its rounds, and a ratio between two lines is
+# the median of their per-round ratios.
 
 async def time_seq(op, n):
     """Seconds for n awaits, one after the other."""
@@ -491,16 +497,6 @@ async def time_conc(op, n):
     return time.perf_counter() - t0
 
 
-async def repeat(body, n, repeats):
-    """A warm-up run (n/10), then `repeats` timed runs; the list of seconds."""
-    await body(max(1, n // 10))
-    runs = []
-    for _ in range(repeats):
-        gc.collect()
-        runs.append(await body(n))
-    return runs
-
-
 @dataclass
 class Result:
     group: str
@@ -510,21 +506,75 @@ class Result:
     unit: str            # "us/op", "ops/s", "ns/op", "B/op"
     value: float | None  # the median, in `unit`
     n: int = 0
-    runs: list = field(default_factory=list)
+    runs: list = field(default_factory=list)   # one value per round, in `unit`
     baseline: bool = False
     skipped: str | None = None
+    cpu: float | None = None     # median CPU time of the process (all threads), us/op
+    cpu_runs: list = field(default_factory=list)
 
     @property
     def id(self):
         return f"{self.group}/{self.key}/{self.loop}" + (f"/{self.n}" if self.n else "")
 
 
-def per_op_us(runs, n):
-    return [s / n * 1e6 for s in runs]
+def paired_ratio(a, b):
+    """a / b: the median of per-round ratios when both lines ran in the same
+    rounds, else the ratio of their medians."""
+    if a.value is None or b.value is None:
+        return None
+    k = min(len(a.runs), len(b.runs))
+    if k:
+        return statistics.median(x / y for x, y in zip(a.runs[:k], b.runs[:k]))
+    return a.value / b.value
 
 
-def ops_per_s(runs, n):
-    return [n / s for s in runs]
+class Cell:
+    """One line of a table: `body(n)` (seconds) run on a loop of its own.
+
+    `convert(seconds, n)` turns a run into the line's unit. `workload`, if
+    given, is opened on the loop first and closed at the end.
+    """
+
+    def __init__(self, group, key, label, kind, unit, n, body, convert,
+                 baseline=False, repeats=None, workload=None, table_n=0):
+        self.result = Result(group, key, label, kind, unit, None, table_n,
+                             baseline=baseline)
+        self.kind, self.n, self.body, self.convert = kind, n, body, convert
+        self.repeats, self.workload, self.loop = repeats, workload, None
+
+    def run(self, coro):
+        asyncio.set_event_loop(self.loop)
+        return self.loop.run_until_complete(coro)
+
+    def open(self):
+        self.loop = new_loop(self.kind)
+        if self.workload is not None:
+            self.run(self.workload.open(self.loop))
+        self.run(self.body(max(1, self.n // 10)))     # warm-up
+
+    def close(self):
+        if self.loop is None:
+            return
+        try:
+            if self.workload is not None:
+                self.run(self.workload.close())
+            self.run(self.loop.shutdown_asyncgens())
+        finally:
+            self.loop.close()
+            asyncio.set_event_loop(None)
+            self.loop = None
+
+
+def us_per_op(seconds, n):
+    return seconds / n * 1e6
+
+
+def ops_per_s(seconds, n):
+    return n / seconds
+
+
+def ns_per_op(seconds, n):
+    return seconds / n * 1e9
 
 
 # ---------------------------------------------------------------------------
@@ -538,6 +588,8 @@ GROUPS = {
     "gio": "4. Real GIO work",
     "completion": "5. The completion path alone (operation done -> future resolved)",
     "handoff": "6. Cross-thread hand-off in C, no Python (bench-handoff)",
+    "spin": "7. Experiment: GAB_RUNTIME_SPIN_USEC, the runtime's spin before it sleeps",
+    "costs": "8. Costs of single pieces of per-operation Python work",
 }
 
 
@@ -567,74 +619,107 @@ class Suite:
     def selected(self, group):
         return not self.args.only or group in self.args.only
 
+    def wanted(self, kind):
+        """None if lines on loops of `kind` run, else why not."""
+        if kind == "uvloop" and self.args.no_uvloop:
+            return "--no-uvloop"
+        return loop_available(kind)
+
+    def fail(self, what, error):
+        message = f"{what}: {type(error).__name__}: {error}"
+        self.failures.append(message)
+        self.log(f"  FAILED {message}")
+
+    def run_cells(self, cells, repeats):
+        """Open every cell, run them in `repeats` rounds, record the medians."""
+        live = []
+        for cell in cells:
+            if cell.result.skipped:
+                self.add(cell.result)
+                continue
+            try:
+                cell.open()
+                live.append(cell)
+            except Skip as e:
+                cell.result.skipped = str(e)
+                cell.close()
+                self.add(cell.result)
+            except Exception as e:   # noqa: BLE001 - reported, fails the run
+                self.fail(cell.result.id, e)
+                cell.close()
+        try:
+            for r in range(repeats):
+                for cell in list(live):
+                    if r >= (cell.repeats or repeats):
+                        continue
+                    gc.collect()
+                    try:
+                        cpu = time.process_time()
+                        seconds = cell.run(cell.body(cell.n))
+                        cpu = time.process_time() - cpu
+                    except Exception as e:   # noqa: BLE001
+                        self.fail(cell.result.id, e)
+                        live.remove(cell)
+                        cell.close()
+                        continue
+                    cell.result.runs.append(cell.convert(seconds, cell.n))
+                    cell.result.cpu_runs.append(cpu / cell.n * 1e6)
+        finally:
+            for cell in live:
+                cell.close()
+        for cell in live:
+            cell.result.value = statistics.median(cell.result.runs)
+            cell.result.cpu = statistics.median(cell.result.cpu_runs)
+            self.add(cell.result)
+
     # ---- groups 1, 2 and 4: workloads on loops ----------------------------
 
-    def run_workloads(self, group_seq, group_conc, classes, seq_n, seq_repeats,
-                      conc_plan):
-        """Each workload on each of its loops: a sequential figure, then the
-        concurrent ones, on one loop (the loop's first use is the warm-up)."""
+    def workload_cells(self, group, classes, mode, n, table_n=0, repeats=None):
+        """A cell per workload and loop; mode is time_seq or time_conc."""
+        cells = []
+        unit, convert = (("us/op", us_per_op) if mode is time_seq
+                         else ("ops/s", ops_per_s))
         for cls in classes:
             for kind in cls.loops:
-                if kind == "uvloop" and self.args.no_uvloop:
-                    continue
                 workload = cls()
                 label = workload.label.format(mode=gio_mode())
-                why = loop_available(kind) or workload.available()
-                plan = [(group_seq, seq_n, seq_repeats)] if group_seq else []
-                plan += [(group_conc, n, r) for n, r in conc_plan] if group_conc else []
-                if why is not None:
-                    for group, n, _ in plan:
-                        self.add(Result(group, cls.key, label, kind,
-                                        "us/op" if group == group_seq else "ops/s",
-                                        None, n=n if group == group_conc else 0,
-                                        baseline=cls.baseline, skipped=why))
-                    continue
-                try:
-                    measured = run_on(kind, self._drive, workload, plan)
-                except Skip as e:
-                    measured = [(group, n, None, str(e)) for group, n, _ in plan]
-                except Exception as e:   # noqa: BLE001 - reported, fails the run
-                    self.failures.append(f"{cls.key} on {kind}: {type(e).__name__}: {e}")
-                    self.log(f"  FAILED {cls.key} on {kind}: {type(e).__name__}: {e}")
-                    continue
-                for group, n, runs, skipped in measured:
-                    if group == group_seq:
-                        vals = per_op_us(runs, n) if runs else []
-                        self.add(Result(group, cls.key, label, kind, "us/op",
-                                        statistics.median(vals) if vals else None, 0,
-                                        vals, cls.baseline, skipped))
-                    else:
-                        vals = ops_per_s(runs, n) if runs else []
-                        self.add(Result(group, cls.key, label, kind, "ops/s",
-                                        statistics.median(vals) if vals else None, n,
-                                        vals, cls.baseline, skipped))
 
-    async def _drive(self, workload, plan):
-        loop = asyncio.get_running_loop()
-        await workload.open(loop)
-        out = []
-        try:
-            for group, n, repeats in plan:
-                body = time_seq if group in ("seq", "gio-seq") else time_conc
-                runs = await repeat(lambda n: body(workload.op, n), n, repeats)
-                out.append((group, n, runs, None))
-        finally:
-            await workload.close()
-        return out
+                async def body(k, workload=workload):
+                    return await mode(workload.op, k)
+
+                cell = Cell(group, cls.key, label, kind, unit, n, body, convert,
+                            cls.baseline, repeats=repeats(cls) if repeats else None,
+                            workload=workload, table_n=table_n)
+                why = self.wanted(kind) or workload.available()
+                if why == "--no-uvloop":
+                    continue
+                cell.result.skipped = why
+                cells.append(cell)
+        return cells
 
     def bench_ready(self):
         s = self.sizes
-        self.log("# 1-2. awaiting operations that complete at once")
-        self.run_workloads("seq" if self.selected("seq") else None,
-                           "conc" if self.selected("conc") else None,
-                           READY_WORKLOADS, s.seq_n, s.seq_repeats,
-                           [(n, s.conc_repeat(n)) for n in s.conc_ns])
+        if self.selected("seq"):
+            self.log("# 1. sequential await of a ready operation")
+            self.run_cells(self.workload_cells("seq", READY_WORKLOADS, time_seq, s.seq_n),
+                           s.seq_repeats)
+        if self.selected("conc"):
+            for n in s.conc_ns:
+                self.log(f"# 2. concurrent, N = {n}")
+                # run_in_executor at 100k takes ~10 s a run and tells nothing new.
+                slow = lambda cls: 1 if (cls is Executor and n > 20_000) else None
+                self.run_cells(self.workload_cells("conc", READY_WORKLOADS, time_conc, n,
+                                                   table_n=n, repeats=slow),
+                               s.conc_repeat(n))
 
     def bench_gio(self):
         s = self.sizes
         self.log(f"# 4. real GIO work: {gio_mode()} on a small file")
-        self.run_workloads("gio-seq", "gio-conc", GIO_WORKLOADS, s.gio_seq_n,
-                           s.gio_repeats, [(s.gio_conc_n, s.gio_repeats)])
+        self.run_cells(self.workload_cells("gio-seq", GIO_WORKLOADS, time_seq, s.gio_seq_n),
+                       s.gio_repeats)
+        self.run_cells(self.workload_cells("gio-conc", GIO_WORKLOADS, time_conc,
+                                           s.gio_conc_n, table_n=s.gio_conc_n),
+                       s.gio_repeats)
 
     # ---- group 3: C awaits Python -----------------------------------------
 
@@ -642,54 +727,49 @@ class Suite:
         s = self.sizes
         self.log("# 3. C awaits Python")
         nop = targets.nop
-        n_seq, n_conc, reps = s.c2py_seq_n, s.c2py_conc_n, s.c2py_repeats
 
-        def c_timed(make):
-            # The drivers time themselves in C: the awaitable's result is seconds.
-            async def body(n):
-                return await make(n)
+        def rct(func):
+            async def body(k):
+                return await in_thread(func, asyncio.get_running_loop(), nop, k)
             return body
 
+        # The C drivers time themselves: their awaitable resolves to seconds.
         rows = [
             ("gab.c-await", "C on the runtime thread: gab_into_future_async(coro) chain",
              ("asyncio", "uvloop"), False,
-             c_timed(lambda n: benchmod.await_seq(nop, n)),
-             c_timed(lambda n: benchmod.await_conc(nop, n))),
+             lambda k: benchmod.await_seq(nop, k),
+             lambda k: benchmod.await_conc(nop, k)),
             ("gab.c-call", "C on the runtime thread: gab_call_async(module, function)",
              ("asyncio",), False,
-             c_timed(lambda n: benchmod.call_seq("gab_bench_targets", "nop", n)),
-             c_timed(lambda n: benchmod.call_conc("gab_bench_targets", "nop", n))),
+             lambda k: benchmod.call_seq("gab_bench_targets", "nop", k),
+             lambda k: benchmod.call_conc("gab_bench_targets", "nop", k)),
             ("gab.await_py", "Python awaits C awaiting Python: _gab_testmod.await_py(coro)",
              ("asyncio",), False,
-             lambda n: time_seq(lambda i: testmod.await_py(nop()), n),
-             lambda n: time_conc(lambda i: testmod.await_py(nop()), n)),
+             lambda k: time_seq(lambda i: testmod.await_py(nop()), k),
+             lambda k: time_conc(lambda i: testmod.await_py(nop()), k)),
             ("rct", "Python thread: run_coroutine_threadsafe(coro, loop).result()",
-             ("asyncio", "uvloop"), True,
-             lambda n: in_thread(rct_seq, asyncio.get_running_loop(), nop, n),
-             lambda n: in_thread(rct_conc, asyncio.get_running_loop(), nop, n)),
+             ("asyncio", "uvloop"), True, rct(rct_seq), rct(rct_conc)),
         ]
-        for key, label, loops, baseline, seq_body, conc_body in rows:
-            for kind in loops:
-                if kind == "uvloop" and self.args.no_uvloop:
-                    continue
-                why = loop_available(kind)
-                if why:
-                    self.add(Result("c2py-seq", key, label, kind, "us/op", None,
-                                    baseline=baseline, skipped=why))
-                    continue
-                try:
-                    seq_runs = run_on(kind, repeat, seq_body, n_seq, reps)
-                    conc_runs = run_on(kind, repeat, conc_body, n_conc, max(3, reps // 2))
-                except Exception as e:   # noqa: BLE001
-                    self.failures.append(f"{key} on {kind}: {type(e).__name__}: {e}")
-                    self.log(f"  FAILED {key} on {kind}: {type(e).__name__}: {e}")
-                    continue
-                vals = per_op_us(seq_runs, n_seq)
-                self.add(Result("c2py-seq", key, label, kind, "us/op",
-                                statistics.median(vals), 0, vals, baseline))
-                vals = ops_per_s(conc_runs, n_conc)
-                self.add(Result("c2py-conc", key, label, kind, "ops/s",
-                                statistics.median(vals), n_conc, vals, baseline))
+        for group, n, index, unit, convert in (
+                ("c2py-seq", s.c2py_seq_n, 4, "us/op", us_per_op),
+                ("c2py-conc", s.c2py_conc_n, 5, "ops/s", ops_per_s)):
+            cells = []
+            for row in rows:
+                key, label, loops, baseline = row[:4]
+                for kind in loops:
+                    why = self.wanted(kind)
+                    if why == "--no-uvloop":
+                        continue
+                    body = row[index]
+
+                    async def run_body(k, body=body):
+                        return await body(k)
+
+                    cell = Cell(group, key, label, kind, unit, n, run_body, convert,
+                                baseline, table_n=n if group == "c2py-conc" else 0)
+                    cell.result.skipped = why
+                    cells.append(cell)
+            self.run_cells(cells, s.c2py_repeats)
 
     # ---- group 5: the completion path -------------------------------------
 
@@ -704,19 +784,140 @@ class Suite:
             ("call_soon", "loop thread: call_soon(set_result) for N futures",
              ("asyncio",), True, completion_call_soon),
         ]
+        cells = []
         for key, label, loops, baseline, body in rows:
             for kind in loops:
-                if kind == "uvloop" and (self.args.no_uvloop or uvloop is None):
+                why = self.wanted(kind)
+                if why == "--no-uvloop":
                     continue
+                cell = Cell("completion", key, label, kind, "ns/op", s.completion_n, body,
+                            ns_per_op, baseline, table_n=s.completion_n)
+                cell.result.skipped = why
+                cells.append(cell)
+        self.run_cells(cells, s.completion_repeats)
+
+    # ---- group 7: experiments, what core changes would gain ---------------
+
+    def bench_spin(self):
+        """Sequential awaits with the runtime thread spinning for different
+        times before it sleeps (GAB_RUNTIME_SPIN_USEC, read when the runtime
+        starts: one child process per setting, in rounds)."""
+        s = self.sizes
+        self.log("# 7. experiment: how long the runtime thread spins before sleeping")
+        spins = (0, 20, 100, 500)
+        results = {}
+        for r in range(s.seq_repeats if not self.args.quick else 1):
+            for spin in spins:
                 try:
-                    runs = run_on(kind, repeat, body, s.completion_n, s.completion_repeats)
+                    data = self._child(["--spin-child", "--seq-n", str(s.seq_n),
+                                        "--c2py-n", str(s.c2py_seq_n)],
+                                       {"GAB_RUNTIME_SPIN_USEC": str(spin)})
                 except Exception as e:   # noqa: BLE001
-                    self.failures.append(f"{key} on {kind}: {type(e).__name__}: {e}")
-                    self.log(f"  FAILED {key} on {kind}: {type(e).__name__}: {e}")
-                    continue
-                vals = [r / s.completion_n * 1e9 for r in runs]
-                self.add(Result("completion", key, label, kind, "ns/op",
-                                statistics.median(vals), s.completion_n, vals, baseline))
+                    self.fail(f"spin child ({spin} us)", e)
+                    return
+                for key, (label, wall, cpu) in data.items():
+                    # The "loop" column holds the setting, so that each line
+                    # is compared with the baselines of the same processes.
+                    result = results.setdefault(
+                        (key, spin), Result("spin", key, label, f"spin={spin}", "us/op",
+                                            None, baseline=key in ("thread", "rct")))
+                    result.runs.append(wall)
+                    result.cpu_runs.append(cpu)
+        for result in results.values():
+            result.value = statistics.median(result.runs)
+            result.cpu = statistics.median(result.cpu_runs)
+            self.add(result)
+
+    def bench_costs(self):
+        """What single pieces of the per-operation Python work cost, measured
+        alone: the expected gain of removing each from the bridge's path."""
+        s = self.sizes
+        self.log("# 8. costs of single pieces of per-operation work")
+        import contextvars
+        import weakref
+        nop = targets.nop
+        n = s.completion_n
+
+        def noop(*_):
+            return None
+
+        async def copy_context(k):
+            t0 = time.perf_counter()
+            for _ in range(k):
+                contextvars.copy_context()
+            return time.perf_counter() - t0
+
+        async def weak(k):
+            loop = asyncio.get_running_loop()
+            futures = [loop.create_future() for _ in range(k)]
+            t0 = time.perf_counter()
+            for f in futures:
+                weakref.ref(f, noop)
+            return time.perf_counter() - t0
+
+        async def create_future(k):
+            loop = asyncio.get_running_loop()
+            t0 = time.perf_counter()
+            for _ in range(k):
+                loop.create_future()
+            return time.perf_counter() - t0
+
+        async def future_type(k):
+            loop = asyncio.get_running_loop()
+            future = asyncio.Future
+            t0 = time.perf_counter()
+            for _ in range(k):
+                future(loop=loop)
+            return time.perf_counter() - t0
+
+        def resolved(with_callback):
+            async def body(k):
+                loop = asyncio.get_running_loop()
+                t0 = time.perf_counter()
+                futures = []
+                for i in range(k):
+                    f = loop.create_future()
+                    if with_callback:
+                        f.add_done_callback(noop)
+                    loop.call_soon(f.set_result, i)
+                    futures.append(f)
+                await futures[-1]
+                await asyncio.sleep(0)     # the last done callbacks run
+                return time.perf_counter() - t0
+            return body
+
+        async def task_await(k):
+            ensure = asyncio.ensure_future
+            t0 = time.perf_counter()
+            for _ in range(k):
+                await ensure(nop())
+            return time.perf_counter() - t0
+
+        async def eager_send(k):
+            t0 = time.perf_counter()
+            for _ in range(k):
+                coro = nop()
+                try:
+                    coro.send(None)
+                except StopIteration:
+                    pass
+            return time.perf_counter() - t0
+
+        rows = [
+            ("copy_context", "contextvars.copy_context()", copy_context),
+            ("weakref", "weakref.ref(future, callback), made and dropped", weak),
+            ("create_future", "loop.create_future() (a Python method on asyncio)",
+             create_future),
+            ("Future", "asyncio.Future(loop=loop) (the C type, called directly)",
+             future_type),
+            ("resolved", "future + call_soon(set_result), run", resolved(False)),
+            ("resolved+cb", "the same + one add_done_callback, run", resolved(True)),
+            ("task", "await ensure_future(coro) (Task: 2 loop iterations)", task_await),
+            ("eager", "coro.send(None) -> StopIteration (no Task)", eager_send),
+        ]
+        cells = [Cell("costs", key, label, "asyncio", "ns/op", n, body, ns_per_op)
+                 for key, label, body in rows]
+        self.run_cells(cells, s.completion_repeats)
 
     # ---- group 2b: memory, in child processes -----------------------------
 
@@ -727,30 +928,47 @@ class Suite:
             ("future", "bare asyncio Future (loop.create_future), pending", True),
             ("gab.pending", "gasyncbridge op pending in C (_gab_bench.park: GTask waits)",
              False),
+            ("gtask", "the GIO side alone: a pending GTask + GCancellable, no Python",
+             True),
             ("call_soon.gather", "peak of gather over N call_soon futures", True),
             ("thread.gather", "peak of gather over N plain-thread futures", True),
             ("gab.gather", "peak of gather over N _gab_testmod.ready()", False),
         ]
-        for key, label, baseline in rows:
-            for metric, unit in (("rss", "B/op"), ("py", "B/op")):
-                vals = []
-                try:
-                    for _ in range(s.mem_repeats if metric == "rss" else 1):
-                        vals.append(self._memory_child(key, s.mem_n, metric))
-                except Exception as e:   # noqa: BLE001
-                    self.failures.append(f"memory {key}: {e}")
-                    self.log(f"  FAILED memory {key}: {e}")
-                    break
-                self.add(Result("mem-" + metric, key, label, "asyncio", unit,
-                                statistics.median(vals), s.mem_n, vals, baseline))
+        results = {}
+        for metric in ("rss", "py"):
+            for key, label, baseline in rows:
+                results[metric, key] = Result("mem-" + metric, key, label, "asyncio", "B/op",
+                                              None, s.mem_n, baseline=baseline)
+        # In rounds, like the timed lines; the Python-heap figure is exact: once.
+        for r in range(s.mem_repeats):
+            for metric in ("rss", "py") if r == 0 else ("rss",):
+                for key, _label, _baseline in rows:
+                    result = results[metric, key]
+                    if result.skipped or (metric == "py" and key == "gtask"):
+                        continue
+                    try:
+                        result.runs.append(self._memory_child(key, s.mem_n, metric))
+                    except Exception as e:   # noqa: BLE001
+                        result.skipped = "failed"
+                        self.fail(f"memory {key} ({metric})", e)
+        for result in results.values():
+            if result.runs:
+                result.value = statistics.median(result.runs)
+                self.add(result)
+
+    def _child(self, args, env=None):
+        """Run bench.py in a fresh process with `args`; its last line, as JSON."""
+        cmd = [sys.executable, os.path.abspath(__file__), "--build-dir",
+               self.args.build_dir, *args]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, **(env or {})))
+        if out.returncode != 0:
+            raise RuntimeError(f"child {' '.join(args)} failed:\n{out.stderr[-2000:]}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
 
     def _memory_child(self, kind, n, metric):
-        cmd = [sys.executable, os.path.abspath(__file__), "--build-dir", self.args.build_dir,
-               "--memory-child", kind, "--memory-n", str(n), "--memory-metric", metric]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        if out.returncode != 0:
-            raise RuntimeError(f"memory child {kind} failed:\n{out.stderr[-2000:]}")
-        return json.loads(out.stdout.strip().splitlines()[-1])["bytes_per_op"]
+        return self._child(["--memory-child", kind, "--memory-n", str(n),
+                            "--memory-metric", metric])["bytes_per_op"]
 
     # ---- group 6: the C hand-off program ------------------------------------
 
@@ -775,8 +993,9 @@ class Suite:
             self.failures.append(f"bench-handoff failed: {out.stderr[-1000:]}")
             return
         data = json.loads(out.stdout)
-        for key, value in data.items():
-            self.add(Result("handoff", key, labels.get(key, key), "C", "ns/op", value,
+        for key, runs in data.items():
+            self.add(Result("handoff", key, labels.get(key, key), "C", "ns/op",
+                            statistics.median(runs), runs=runs,
                             baseline=not key.startswith("gab")))
 
     # ---- running, printing, targets -----------------------------------------
@@ -784,7 +1003,8 @@ class Suite:
     def run(self):
         steps = [("seq", self.bench_ready), ("c2py", self.bench_c2py),
                  ("gio", self.bench_gio), ("completion", self.bench_completion),
-                 ("mem", self.bench_memory), ("handoff", self.bench_handoff)]
+                 ("mem", self.bench_memory), ("handoff", self.bench_handoff),
+                 ("spin", self.bench_spin), ("costs", self.bench_costs)]
         for name, step in steps:
             if name == "seq" and not (self.selected("seq") or self.selected("conc")):
                 continue
@@ -794,23 +1014,25 @@ class Suite:
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def find(self, group, key, loop="asyncio", n=0):
+        """The measured Result of a line, or None."""
         for r in self.results:
             if (r.group, r.key, r.loop, r.n) == (group, key, loop, n) and r.value is not None:
-                return r.value
+                return r
         return None
 
     def targets(self):
         """The targets of issue 6, each as a dict with its figures and verdict."""
         out = []
 
-        def target(name, value, reference, limit, higher_is_better):
-            if value is None or reference is None:
+        def target(name, line, reference, limit, higher_is_better):
+            if line is None or reference is None:
                 out.append({"target": name, "ratio": None, "limit": limit, "met": None})
                 return
-            ratio = value / reference
+            ratio = paired_ratio(line, reference)
             met = ratio >= limit if higher_is_better else ratio <= limit
-            out.append({"target": name, "value": value, "reference": reference,
-                        "ratio": ratio, "limit": limit,
+            out.append({"target": name, "line": line.id, "value": line.value,
+                        "reference": reference.id, "reference_value": reference.value,
+                        "unit": line.unit, "ratio": ratio, "limit": limit,
                         "direction": ">=" if higher_is_better else "<=", "met": met})
 
         for loop in ("asyncio", "uvloop"):
@@ -832,9 +1054,19 @@ class Suite:
                self.find("gio-conc", "gab.gio", n=self.sizes.gio_conc_n),
                self.find("gio-conc", "gbulb.gio", "gbulb", n=self.sizes.gio_conc_n),
                1.0, True)
-        target("memory per in-flight op <= 1.3x bare Future (RSS)",
-               self.find("mem-rss", "gab.pending", n=self.sizes.mem_n),
-               self.find("mem-rss", "future", n=self.sizes.mem_n), 1.3, False)
+        pending = self.find("mem-rss", "gab.pending", n=self.sizes.mem_n)
+        future = self.find("mem-rss", "future", n=self.sizes.mem_n)
+        gtask = self.find("mem-rss", "gtask", n=self.sizes.mem_n)
+        target("memory per in-flight op <= 1.3x bare Future (RSS)", pending, future,
+               1.3, False)
+        if pending and future and gtask:
+            # Informational: the bridge's own share, without the GTask and
+            # GCancellable that the GIO operation holds in any case.
+            share = Result("mem-rss", "gab.share", "pending op minus GTask+GCancellable",
+                           "asyncio", "B/op", pending.value - gtask.value, self.sizes.mem_n,
+                           runs=[p - g for p, g in zip(pending.runs, gtask.runs)])
+            target("(info) memory: bridge share without the GTask <= 1.3x bare Future",
+                   share, future, 1.3, False)
         return out
 
     def report(self):
@@ -848,7 +1080,9 @@ class Suite:
                  ("gio-seq", "us/op", "lower is better"),
                  ("gio-conc", "ops/s", "higher is better"),
                  ("completion", "ns/op", "per item, lower is better"),
-                 ("handoff", "ns/op", "per round trip / item, lower is better")]
+                 ("handoff", "ns/op", "per round trip / item, lower is better"),
+                 ("spin", "us/op", "lower is better"),
+                 ("costs", "ns/op", "per op, measured alone")]
         titles = {"seq": GROUPS["seq"], "conc": GROUPS["conc"],
                   "mem-rss": GROUPS["mem"] + " (RSS)",
                   "mem-py": GROUPS["mem"] + " (Python heap)",
@@ -856,7 +1090,8 @@ class Suite:
                   "c2py-conc": GROUPS["c2py"] + ": concurrent",
                   "gio-seq": GROUPS["gio"] + f": {gio_mode()}, sequential",
                   "gio-conc": GROUPS["gio"] + f": {gio_mode()}, concurrent",
-                  "completion": GROUPS["completion"], "handoff": GROUPS["handoff"]}
+                  "completion": GROUPS["completion"], "handoff": GROUPS["handoff"],
+                  "spin": GROUPS["spin"], "costs": GROUPS["costs"]}
         for group, unit, note in order:
             rows = [r for r in self.results if r.group == group]
             if not rows:
@@ -865,7 +1100,7 @@ class Suite:
             lines.append(f"## {titles[group]}  [{unit}; {note}]")
             for n in sorted({r.n for r in rows}):
                 sub = [r for r in rows if r.n == n]
-                if n and group not in ("completion", "mem-rss", "mem-py"):
+                if n and group not in ("completion", "mem-rss", "mem-py", "spin", "costs"):
                     lines.append(f"   N = {n}")
                 lines.extend(self._table(sub, unit))
         lines.append("")
@@ -884,14 +1119,18 @@ class Suite:
         return "\n".join(lines)
 
     def _table(self, rows, unit):
-        """Rows with their value and the ratio to each baseline of the group.
-        A ratio compares with the baseline on the same loop if it has run
-        there, else with its figure on the stock asyncio loop."""
+        """Rows with their value and the ratio to each baseline of the group
+        (the median of per-round ratios). A ratio compares with the baseline
+        on the same loop if it has run there, else with its line on the
+        stock asyncio loop (or on its own loop: gbulb, a GLib thread)."""
         baselines = []
         for r in rows:
             if r.baseline and r.value is not None and r.key not in baselines:
                 baselines.append(r.key)
+        with_cpu = any(r.cpu is not None for r in rows)
         head = f"   {'what':<62} {'loop':<8} {unit:>11}"
+        if with_cpu:
+            head += f" {'cpu us/op':>10}"
         head += "".join(f" {'/' + b:>12}" for b in baselines)
         out = [head]
         for r in rows:
@@ -900,20 +1139,23 @@ class Suite:
                 out.append(line + f"{'skipped':>11}  ({r.skipped})")
                 continue
             line += f"{fmt_num(r.value, unit):>11}"
+            if with_cpu:
+                line += f" {(f'{r.cpu:.1f}' if r.cpu is not None else '-'):>10}"
             for b in baselines:
-                ref = self._baseline_value(rows, b, r.loop)
-                line += f" {(f'{r.value / ref:.2f}x' if ref else '-'):>12}"
+                ref = self._baseline_line(rows, b, r.loop)
+                ratio = paired_ratio(r, ref) if ref is not None else None
+                line += f" {(f'{ratio:.2f}x' if ratio else '-'):>12}"
             out.append(line)
         return out
 
     @staticmethod
-    def _baseline_value(rows, key, loop):
+    def _baseline_line(rows, key, loop):
         same = [r for r in rows if r.key == key and r.loop == loop and r.value is not None]
         if same:
-            return same[0].value
+            return same[0]
         other = [r for r in rows if r.key == key and r.value is not None
                  and (r.loop == "asyncio" or r.loop not in ("asyncio", "uvloop"))]
-        return other[0].value if other else None
+        return other[0] if other else None
 
     def to_json(self):
         return {
@@ -1100,6 +1342,11 @@ async def memory_measure(kind, n, metric):
         if kind == "future":
             held = [loop.create_future() for _ in range(count)]
             return measure(), held
+        if kind == "gtask":
+            benchmod.hold_gtasks(count)
+            value = measure()
+            benchmod.release_gtasks()
+            return value, None
         if kind == "gab.pending":
             held = benchmod.park(count)
             await testmod.ready(None)          # all their starts have run
@@ -1136,6 +1383,41 @@ async def memory_measure(kind, n, metric):
 
 
 # ---------------------------------------------------------------------------
+# Spin child: sequential lines under one GAB_RUNTIME_SPIN_USEC
+
+async def spin_measure(seq_n, c2py_n):
+    """{key: (label, wall us/op, cpu us/op)}: medians of 3 interleaved runs."""
+    loop = asyncio.get_running_loop()
+    nop = targets.nop
+    thread = PlainThread()
+    await thread.open(loop)
+    lines = {
+        "gab.ready": ("await _gab_testmod.ready(i)", seq_n,
+                      lambda k: time_seq(testmod.ready, k)),
+        "gab.c-await": ("C awaits coro (gab_into_future_async chain)", c2py_n,
+                        lambda k: benchmod.await_seq(nop, k)),
+        "gab.c-call": ("C awaits coro (gab_call_async)", c2py_n,
+                       lambda k: benchmod.call_seq("gab_bench_targets", "nop", k)),
+        "thread": ("plain thread + SimpleQueue + call_soon_threadsafe", seq_n,
+                   lambda k: time_seq(thread.op, k)),
+        "rct": ("thread: run_coroutine_threadsafe(coro, loop).result()", c2py_n,
+                lambda k: in_thread(rct_seq, loop, nop, k)),
+    }
+    runs = {key: [] for key in lines}
+    for _label, n, body in lines.values():
+        await body(max(1, n // 10))
+    for _ in range(3):
+        for key, (_label, n, body) in lines.items():
+            gc.collect()
+            cpu = time.process_time()
+            seconds = await body(n)
+            runs[key].append((seconds / n * 1e6, (time.process_time() - cpu) / n * 1e6))
+    await thread.close()
+    return {key: (lines[key][0], statistics.median(w for w, _ in r),
+                  statistics.median(c for _, c in r)) for key, r in runs.items()}
+
+
+# ---------------------------------------------------------------------------
 # Callgrind mode
 
 CG_PHASES = [
@@ -1163,6 +1445,10 @@ async def callgrind_child(n):
     await plain.open(loop)
     call_soon = CallSoon()
     await call_soon.open(loop)
+    tmp = tempfile.NamedTemporaryFile(prefix="gab-bench-", suffix=".txt")
+    tmp.write(b"gasyncbridge benchmark\n" * 4)
+    tmp.flush()
+    GioWorkload.path = tmp.name
     gio = GabGio()
     await gio.open(loop)
     nop = targets.nop
@@ -1190,6 +1476,7 @@ async def callgrind_child(n):
         await bodies[name](k)
         benchmod.cg_dump(f"{name} n={k}")
     await plain.close()
+    tmp.close()
 
 
 def parse_callgrind_dumps(pattern):
@@ -1210,6 +1497,71 @@ def parse_callgrind_dumps(pattern):
     return out
 
 
+def callgrind_functions(path):
+    """{function: (own Ir, inclusive Ir)} of one callgrind dump.
+
+    A small reader of the callgrind format (name compression, relative
+    positions, one event): a cost line right after `calls=` is the cost of
+    that call, counted as inclusive only; every other cost line is the
+    function's own. (callgrind_annotate 3.19 mis-sums dumps made by client
+    requests in the middle of a run.)
+    """
+    names = {}
+    funcs = {}
+    current = None
+    after_call = False
+    objects = {}
+    obj = None
+
+    def define(kind, value):
+        m = re.match(r"\((\d+)\)(?: (.*))?$", value)
+        if not m:
+            return value
+        key = (kind, m.group(1))
+        if m.group(2) is not None:
+            names[key] = m.group(2)
+        return names.get(key, value)
+
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line or line.startswith("#"):
+                continue
+            head, _, value = line.partition("=")
+            if head in ("ob", "cob"):
+                name = define("ob", value)
+                if head == "ob":
+                    obj = os.path.basename(name)
+                continue
+            if head in ("fl", "fi", "fe", "cfi", "cfl"):
+                define("fl", value)
+                continue
+            if head == "fn":
+                name = define("fn", value)
+                current = funcs.setdefault(f"{name} [{obj}]" if obj else name, [0, 0])
+                continue
+            if head == "cfn":
+                define("fn", value)
+                continue
+            if head == "calls":
+                after_call = True
+                continue
+            if current is None or not (line[0].isdigit() or line[0] in "+-*"):
+                continue
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            cost = int(parts[1])
+            current[1] += cost
+            if after_call:
+                after_call = False
+            else:
+                current[0] += cost
+    return {name.split(" [")[0] if name.startswith(("gab_", "op_", "await_", "queue_",
+                                                    "inbox_")) else name: tuple(c)
+            for name, c in funcs.items()}
+
+
 def run_callgrind(args):
     """Run the phases (and bench-handoff) under callgrind; print Ir per op."""
     valgrind = shutil.which("valgrind")
@@ -1219,8 +1571,7 @@ def run_callgrind(args):
     os.makedirs(outdir, exist_ok=True)
     for old in glob.glob(os.path.join(outdir, "*.out*")):
         os.unlink(old)
-    common = [valgrind, "--tool=callgrind", "--dump-instr=no", "--compress-strings=no",
-              "--compress-pos=no"]
+    common = [valgrind, "--tool=callgrind", "--dump-instr=no"]
     n = args.cg_n if args.cg_n else (200 if args.quick else 2000)
     py_out = os.path.join(outdir, "python.out")
     cmd = common + [f"--callgrind-out-file={py_out}", sys.executable,
@@ -1257,16 +1608,19 @@ def run_callgrind(args):
     if missing:
         print(f"   (no dump for: {', '.join(missing)})")
     if args.cg_annotate:
-        annotate = shutil.which("callgrind_annotate")
         for row in rows:
-            if annotate is None:
-                break
-            print(f"\n### {row['phase']}: top {args.cg_annotate} functions by own cost")
-            proc = subprocess.run([annotate, "--threshold=100", row["file"]],
-                                  capture_output=True, text=True)
-            lines = [l for l in proc.stdout.splitlines() if re.match(r"\s*[\d,]+ \(", l)]
-            for line in lines[1:1 + args.cg_annotate]:
-                print("   " + line.strip()[:150])
+            funcs = callgrind_functions(row["file"])
+            for title, index in (("own", 0), ("inclusive", 1)):
+                top = sorted(funcs.items(), key=lambda kv: -kv[1][index])
+                if index == 1:
+                    # Inclusive costs of the bridge's own functions: where its
+                    # share of an operation goes.
+                    top = [kv for kv in top if kv[0].startswith(("gab_", "op_", "await_",
+                                                                 "queue_", "inbox_"))]
+                print(f"\n### {row['phase']}: top {args.cg_annotate} functions, "
+                      f"{title} cost, Ir per op")
+                for name, costs in top[:args.cg_annotate]:
+                    print(f"   {costs[index] / row['n']:>10,.0f}  {name}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": machine_meta(args), "callgrind": rows}, f, indent=1)
@@ -1286,7 +1640,7 @@ def main(argv=None):
     parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="+", metavar="GROUP",
                         choices=["seq", "conc", "mem", "c2py", "gio", "completion",
-                                 "handoff"],
+                                 "handoff", "spin", "costs"],
                         help="run only these groups")
     parser.add_argument("--no-uvloop", action="store_true", help="skip the uvloop lines")
     parser.add_argument("--callgrind", action="store_true",
@@ -1298,6 +1652,9 @@ def main(argv=None):
                         help="with --callgrind: print the top K functions of each phase")
     parser.add_argument("--callgrind-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    parser.add_argument("--spin-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seq-n", type=int, default=5000, help=argparse.SUPPRESS)
+    parser.add_argument("--c2py-n", type=int, default=2000, help=argparse.SUPPRESS)
     parser.add_argument("--memory-n", type=int, default=100_000, help=argparse.SUPPRESS)
     parser.add_argument("--memory-metric", default="rss", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1309,6 +1666,9 @@ def main(argv=None):
         result = run_on("asyncio", memory_measure, args.memory_child, args.memory_n,
                         args.memory_metric)
         print(json.dumps(result))
+        return 0
+    if args.spin_child:
+        print(json.dumps(run_on("asyncio", spin_measure, args.seq_n, args.c2py_n)))
         return 0
     if args.callgrind_child:
         run_on("asyncio", callgrind_child, args.cg_n or 2000)
