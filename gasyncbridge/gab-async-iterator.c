@@ -302,7 +302,7 @@ request_complete (Request  *req,
             GVariant *variant = gab_variant_from_python (item, NULL, &error);
 
             if (variant != NULL)
-              g_task_return_pointer (task, g_variant_ref_sink (variant),
+              g_task_return_pointer (task, g_variant_take_ref (variant),
                                      (GDestroyNotify) g_variant_unref);
           }
           break;

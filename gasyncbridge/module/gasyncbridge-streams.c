@@ -26,13 +26,30 @@ file_from_path (PyObject *path)
 
 /* ---- open_read ------------------------------------------------------- */
 
+typedef struct
+{
+  GFile *file;
+  gssize limit;
+} OpenRead;
+
+static void
+open_read_free (gpointer data)
+{
+  OpenRead *self = data;
+
+  g_object_unref (self->file);
+  g_free (self);
+}
+
 static void
 open_read_start (GCancellable        *cancellable,
                  GAsyncReadyCallback  callback,
                  gpointer             callback_data,
                  gpointer             user_data)
 {
-  g_file_read_async (G_FILE (user_data), G_PRIORITY_DEFAULT, cancellable,
+  OpenRead *self = user_data;
+
+  g_file_read_async (self->file, G_PRIORITY_DEFAULT, cancellable,
                      callback, callback_data);
 }
 
@@ -46,25 +63,39 @@ open_read_finish (GObject       *source,
 
   if (stream == NULL)
     return NULL;
-  return gab_stream_reader_new (G_INPUT_STREAM (stream), 0);
+  return gab_stream_reader_new (G_INPUT_STREAM (stream), ((OpenRead *) user_data)->limit);
 }
 
 PyDoc_STRVAR (open_read_doc,
-"open_read(path)\n--\n\n"
+"open_read(path, *, limit=65536)\n--\n\n"
 "Open a file for reading: await it for a gasyncbridge.StreamReader\n"
 "(read, readexactly, readline, readuntil, at_eof, async for over lines,\n"
-"iter_chunks, as asyncio.StreamReader). path is a str, bytes or\n"
-"os.PathLike. A missing file raises FileNotFoundError.");
+"iter_chunks, as asyncio.StreamReader; limit is its buffer limit, as for\n"
+"asyncio.open_connection). path is a str, bytes or os.PathLike. A missing\n"
+"file raises FileNotFoundError.");
 
 static PyObject *
 gio_open_read (PyObject *self,
-               PyObject *path)
+               PyObject *args,
+               PyObject *kwargs)
 {
-  GFile *file = file_from_path (path);
+  static char *kwlist[] = { "path", "limit", NULL };
+  PyObject *path;
+  Py_ssize_t limit = GAB_STREAM_DEFAULT_LIMIT;
+  OpenRead *data;
+  GFile *file;
 
+  if (!PyArg_ParseTupleAndKeywords (args, kwargs, "O|$n:open_read", kwlist, &path, &limit))
+    return NULL;
+  if (limit <= 0)
+    return PyErr_Format (PyExc_ValueError, "open_read: limit must be > 0, not %zd", limit);
+  file = file_from_path (path);
   if (file == NULL)
     return NULL;
-  return gab_future_into_py (open_read_start, open_read_finish, file, g_object_unref);
+  data = g_new0 (OpenRead, 1);
+  data->file = file;
+  data->limit = limit;
+  return gab_future_into_py (open_read_start, open_read_finish, data, open_read_free);
 }
 
 /* ---- open_write ------------------------------------------------------ */
@@ -112,7 +143,8 @@ gio_open_write (PyObject *self,
 }
 
 static PyMethodDef stream_functions[] = {
-  { "open_read", gio_open_read, METH_O, open_read_doc },
+  { "open_read", (PyCFunction) (void (*) (void)) gio_open_read,
+    METH_VARARGS | METH_KEYWORDS, open_read_doc },
   { "open_write", gio_open_write, METH_O, open_write_doc },
   { NULL }
 };
