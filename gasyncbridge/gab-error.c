@@ -300,17 +300,24 @@ gab_error_from_exception (PyObject *exception)
   if (gab_py.glib_error != NULL
       && is_instance (exception, gab_py.glib_error))
     {
-      PyObject *domain = PyObject_GetAttr (exception, gab_py.s_domain);
-      PyObject *msg = PyObject_GetAttr (exception, gab_py.s_message);
+      PyObject *domain, *msg = NULL;
+      const char *domain_utf8 = NULL, *msg_utf8 = NULL;
       long code = 0;
 
-      get_int_attr (exception, gab_py.s_code, &code);
-      if (domain != NULL && PyUnicode_Check (domain) && msg != NULL
-          && PyUnicode_Check (msg) && PyUnicode_AsUTF8 (domain) != NULL
-          && PyUnicode_AsUTF8 (msg) != NULL)
+      /* Each lookup only while no exception is pending: they run Python
+       * code (properties) that must not start with one set. */
+      domain = PyObject_GetAttr (exception, gab_py.s_domain);
+      if (domain != NULL && PyUnicode_Check (domain))
+        domain_utf8 = PyUnicode_AsUTF8 (domain);
+      if (domain_utf8 != NULL)
+        msg = PyObject_GetAttr (exception, gab_py.s_message);
+      if (msg != NULL && PyUnicode_Check (msg))
+        msg_utf8 = PyUnicode_AsUTF8 (msg);
+      if (msg_utf8 != NULL)
         {
-          error = g_error_new_literal (g_quark_from_string (PyUnicode_AsUTF8 (domain)),
-                                       (gint) code, PyUnicode_AsUTF8 (msg));
+          get_int_attr (exception, gab_py.s_code, &code);
+          error = g_error_new_literal (g_quark_from_string (domain_utf8),
+                                       (gint) code, msg_utf8);
           Py_DECREF (domain);
           Py_DECREF (msg);
           return error;
