@@ -846,9 +846,10 @@ env_flag (const gchar *name)
  * worker thread (GAB_TEST()) or the runtime thread (GAB_ASYNC_TEST()). A
  * failed assertion, a crash, or an error fails that test, with its message
  * and output, and the others still run. A test that is not done within its
- * timeout is killed and fails: GAB_TEST_DEFAULT_TIMEOUT seconds, or the
- * value of the environment variable `GAB_TEST_TIMEOUT` (0 for none), or
- * the test's own (GAB_TEST_FULL()).
+ * timeout is killed and fails, naming the test. The timeout is the test's
+ * own if it has one (GAB_TEST_FULL(), GAB_ASYNC_TEST_FULL()); else the
+ * value of the environment variable `GAB_TEST_TIMEOUT`, in seconds, if set
+ * (0 for none); else GAB_TEST_DEFAULT_TIMEOUT (30 s).
  *
  * With `GAB_TEST_IN_PROCESS=1` in the environment, all tests run in this
  * process instead, which suits debuggers and valgrind: the first failed
