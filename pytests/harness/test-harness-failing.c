@@ -9,18 +9,22 @@
 
 #include <signal.h>
 
-GAB_TEST (a_first_test_passes)
+/* The script sets GAB_TEST_TIMEOUT=2 for `hangs`: every other test has a
+ * timeout of its own, long enough for a loaded machine, so that only the
+ * hanging ones can time out. */
+
+GAB_TEST_FULL (a_first_test_passes, 60)
 {
 }
 
-GAB_TEST (fails_an_assertion)
+GAB_TEST_FULL (fails_an_assertion, 60)
 {
   int two = 2;
 
   g_assert_cmpint (two + 2, ==, 5);
 }
 
-GAB_TEST (fails_with_a_python_error)
+GAB_TEST_FULL (fails_with_a_python_error, 60)
 {
   g_autoptr(GVariant) value = gab_test_call ("harness_helpers", "fail",
                                              g_variant_new ("(s)", "deliberate"),
@@ -44,13 +48,13 @@ failed (GObject      *source,
     g_task_return_boolean (task, TRUE);
 }
 
-GAB_ASYNC_TEST (fails_async_with_a_python_error)
+GAB_ASYNC_TEST_FULL (fails_async_with_a_python_error, 60)
 {
   gab_call_async ("harness_helpers", "fail", g_variant_new ("(s)", "async deliberate"),
                   g_task_get_cancellable (task), failed, g_object_ref (task));
 }
 
-GAB_TEST (crashes)
+GAB_TEST_FULL (crashes, 60)
 {
   raise (SIGSEGV);
 }
@@ -74,12 +78,12 @@ GAB_ASYNC_TEST_FULL (hangs_async, 1)
 {
 }
 
-GAB_TEST (is_skipped)
+GAB_TEST_FULL (is_skipped, 60)
 {
   g_test_skip ("not on this machine");
 }
 
-GAB_ASYNC_TEST (z_last_test_passes)
+GAB_ASYNC_TEST_FULL (z_last_test_passes, 60)
 {
   g_task_return_boolean (task, TRUE);
 }
