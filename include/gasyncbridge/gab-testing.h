@@ -128,13 +128,13 @@ GVariant     *gab_test_call            (const gchar       *module,
  * Like GAB_ASYNC_TEST(), with a timeout of its own.
  */
 #define GAB_ASYNC_TEST_FULL(name, timeout_seconds) \
-  static void gab_test_async_body_##name (GTask *task); \
+  static void gab_test_async_body_##name (G_GNUC_UNUSED GTask *task); \
   __attribute__((constructor)) static void \
   gab_test_async_ctor_##name (void) \
   { \
     gab_test_register_async (#name, gab_test_async_body_##name, (timeout_seconds)); \
   } \
-  static void gab_test_async_body_##name (GTask *task)
+  static void gab_test_async_body_##name (G_GNUC_UNUSED GTask *task)
 
 /**
  * GAB_ASYNC_TEST:
