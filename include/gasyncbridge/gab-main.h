@@ -16,8 +16,9 @@ G_BEGIN_DECLS
 
 /**
  * GabMainFunc:
- * @task: complete it (g_task_return_*) to end the program; its cancellable is
- *   cancelled on SIGINT or SIGTERM
+ * @task: (transfer none): complete it (g_task_return_*) to end the program;
+ *   its cancellable is cancelled on SIGINT or SIGTERM. gab_main() keeps a
+ *   reference until the task completes, so @async_main needs none of its own
  * @argc: the argument count given to gab_main()
  * @argv: the arguments given to gab_main()
  *
