@@ -628,8 +628,12 @@ gio_replace_contents (PyObject *self,
   replace = g_new0 (Replace, 1);
   replace->file = file;
   /* A copy: the runtime thread must not read a Python buffer without the
-   * GIL, and the caller may change a bytearray while we write. */
-  replace->contents = g_bytes_new (view.buf, (gsize) view.len);
+   * GIL, and the caller may change a bytearray while we write. Empty data
+   * needs a non-NULL pointer: GIO's replace writes it with
+   * g_output_stream_write_async(), which rejects NULL (and then never calls
+   * back), and g_bytes_new() of nothing gives NULL. */
+  replace->contents = view.len > 0 ? g_bytes_new (view.buf, (gsize) view.len)
+                                   : g_bytes_new_static ("", 0);
   PyBuffer_Release (&view);
   replace->etag = g_strdup (etag);
   replace->make_backup = make_backup;
@@ -1463,6 +1467,13 @@ copy_dst_queried (GObject      *source,
   /* When in doubt (no permission to look, say), it is not ours. */
   self->dst_existed = info != NULL || !g_error_matches (error, G_IO_ERROR,
                                                         G_IO_ERROR_NOT_FOUND);
+  /* Cancelled while we looked: GIO would copy a small file whole before
+   * it checks the cancellable. */
+  if (g_cancellable_set_error_if_cancelled (self->cancellable, &self->error))
+    {
+      copy_return (self);
+      return;
+    }
   g_file_copy_async (self->src, self->dst, self->flags, G_PRIORITY_DEFAULT,
                      self->cancellable,
                      self->progress_id != 0 ? copy_progress_cb : NULL, self,
