@@ -536,18 +536,24 @@ gab_module_call_gio (PyObject        *module,
     }
   else
     {
-      /* Any callable of the same convention (cancellable= and callback=
-       * keywords, a finish on the source object or its __self__). */
+      /* A bound Python method of the same convention (cancellable= and
+       * callback= keywords), such as a PyGObject override: its object
+       * must have the finish. */
       PyObject *owner = PyObject_GetAttrString (method, "__self__");
 
       PyErr_Clear ();
       self->is_method = TRUE;
       if (owner != NULL && owner != Py_None && !PyModule_Check (owner))
-        {
-          self->finish_static = PyObject_GetAttr (owner, self->finish_name);
-          PyErr_Clear ();
-        }
+        self->finish_static = PyObject_GetAttr (owner, self->finish_name);
       Py_XDECREF (owner);
+      if (self->finish_static == NULL)
+        {
+          PyErr_Clear ();
+          PyErr_Format (PyExc_TypeError,
+                        "call_gio: %R is not a PyGObject *_async method (nor a bound "
+                        "method whose object has %U)", method, self->finish_name);
+          goto fail;
+        }
     }
 
   callback = NULL;
