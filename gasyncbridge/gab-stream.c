@@ -478,7 +478,10 @@ stream_op_ready (GObject      *source,
                  gpointer      data)
 {
   StreamOp *op = data;
-  StreamCore *core = op->core;
+  /* Returning the task may complete the Python future at once, and the op
+   * (and the last other reference to the core) may be freed meanwhile on
+   * the loop thread: neither is touched after, but for our own ref. */
+  StreamCore *core = stream_core_ref (op->core);
   GTask *task = g_steal_pointer (&op->task);
   GError *error = NULL;
 
@@ -508,6 +511,7 @@ stream_op_ready (GObject      *source,
   g_object_unref (task);
   core->busy = FALSE;
   stream_run_next (core);
+  stream_core_unref (core);
 }
 
 static void
@@ -515,14 +519,19 @@ stream_run_next (StreamCore *core)
 {
   StreamOp *op;
 
+  /* Completing a task may free its op, and with it a reference to us. */
+  stream_core_ref (core);
   while (!core->busy && (op = g_queue_pop_head (&core->waiting)) != NULL)
     {
       GCancellable *cancellable = g_task_get_cancellable (op->task);
 
-      if (g_task_return_error_if_cancelled (op->task))
+      if (g_cancellable_is_cancelled (cancellable))
         {
           /* Given up before its turn came. */
-          g_clear_object (&op->task);
+          GTask *task = g_steal_pointer (&op->task);
+
+          g_task_return_error_if_cancelled (task);
+          g_object_unref (task);
           continue;
         }
       core->busy = TRUE;
@@ -550,6 +559,7 @@ stream_run_next (StreamCore *core)
           break;
         }
     }
+  stream_core_unref (core);
 }
 
 /* GabStartFunc, runtime thread. */
