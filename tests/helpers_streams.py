@@ -460,3 +460,43 @@ async def channel_refused_sends():
     _, error = await c.channel_send_one(capsule)
     assert isinstance(error, BrokenPipeError), repr(error)
     del receiver
+
+
+# ---- StreamReader / StreamWriter made by C ------------------------------------
+
+async def round_trip_through_gio():
+    import gasyncbridge
+    lines = [b"line %d\n" % i for i in range(2000)]
+
+    async def gen():
+        # lines cut at odd places, with empty chunks: the reader must not care
+        data = b"".join(lines) + b"last"
+        for i in range(0, len(data), 777):
+            yield data[i:i + 777]
+            if i % 7 == 0:
+                yield b""
+    reader = c.reader_over_input(gen(), 0)
+    assert isinstance(reader, gasyncbridge.StreamReader)
+    got = [line async for line in reader]
+    assert got == lines + [b"last"], got[-3:]
+    await reader.wait_closed()
+
+    # a generator's exception reaches the reader as itself
+    async def failing():
+        yield b"partial line"
+        raise KeyError("from the generator")
+    reader = c.reader_over_input(failing(), 100)
+    try:
+        await reader.readline()
+    except KeyError as exc:
+        assert exc.args == ("from the generator",)
+    else:
+        raise AssertionError("no error")
+
+    writer, contents = c.writer_to_memory()
+    assert isinstance(writer, gasyncbridge.StreamWriter)
+    for line in lines:
+        writer.write(line)
+        await writer.drain()
+    await writer.wait_closed()
+    assert contents() == b"".join(lines)

@@ -961,6 +961,60 @@ c_rss_peak (PyObject *module,
   return PyLong_FromLongLong (status_kb ("VmHWM:") * 1024);
 }
 
+/* reader_over_input(aiterable, limit): Python bytes through GIO and back:
+ * a StreamReader over a GabInputStream. */
+static PyObject *
+c_reader_over_input (PyObject *module,
+                     PyObject *args)
+{
+  PyObject *aiterable, *reader;
+  Py_ssize_t limit;
+  GInputStream *in;
+
+  if (!PyArg_ParseTuple (args, "On", &aiterable, &limit))
+    return NULL;
+  in = input_from_python (aiterable);
+  if (in == NULL)
+    return NULL;
+  reader = gab_stream_reader_new (in, limit);
+  g_object_unref (in);
+  return reader;
+}
+
+/* writer_to_memory(): a StreamWriter over a GMemoryOutputStream, and a
+ * function that returns what it holds once closed. */
+static PyObject *
+c_memory_contents (PyObject *capsule,
+                   PyObject *unused)
+{
+  GMemoryOutputStream *memory = PyCapsule_GetPointer (capsule, "memory");
+
+  g_assert_true (g_output_stream_is_closed (G_OUTPUT_STREAM (memory)));
+  return PyBytes_FromStringAndSize (g_memory_output_stream_get_data (memory),
+                                    (Py_ssize_t) g_memory_output_stream_get_data_size (memory));
+}
+
+static PyMethodDef memory_contents_def = { "contents", c_memory_contents, METH_NOARGS, NULL };
+
+static void
+memory_capsule_free (PyObject *capsule)
+{
+  g_object_unref (PyCapsule_GetPointer (capsule, "memory"));
+}
+
+static PyObject *
+c_writer_to_memory (PyObject *module,
+                    PyObject *unused)
+{
+  GOutputStream *memory = g_memory_output_stream_new_resizable ();
+  PyObject *writer = gab_stream_writer_new (memory);
+  PyObject *capsule = PyCapsule_New (memory, "memory", memory_capsule_free);
+  PyObject *contents = PyCFunction_New (&memory_contents_def, capsule);
+
+  Py_DECREF (capsule);
+  return Py_BuildValue ("(NN)", writer, contents);
+}
+
 /* ---- GabChannel producers ---------------------------------------------- */
 
 static gint sent_done;   /* atomic: sends completed, all producers */
@@ -1190,6 +1244,8 @@ static PyMethodDef c_methods[] = {
   { "sync_read_on_runtime", c_sync_read_on_runtime, METH_O, NULL },
   { "rss_reset", c_rss_reset, METH_NOARGS, NULL },
   { "rss_peak", c_rss_peak, METH_NOARGS, NULL },
+  { "reader_over_input", c_reader_over_input, METH_VARARGS, NULL },
+  { "writer_to_memory", c_writer_to_memory, METH_NOARGS, NULL },
   { "channel_producers", c_channel_producers, METH_VARARGS, NULL },
   { "sent_count", c_sent_count, METH_NOARGS, NULL },
   { "channel_refusals", c_channel_refusals, METH_NOARGS, NULL },
@@ -1325,6 +1381,12 @@ test_input_stream_consumers (void)
 }
 
 static void
+test_reader_writer_from_c (void)
+{
+  run_scenario ("round_trip_through_gio", NULL);
+}
+
+static void
 test_input_stream_errors (void)
 {
   run_scenario ("input_errors", NULL);
@@ -1366,6 +1428,7 @@ main (int    argc,
   g_test_add_func ("/streams/input/gigabyte", test_input_stream_gigabyte);
   g_test_add_func ("/streams/input/consumers", test_input_stream_consumers);
   g_test_add_func ("/streams/input/errors", test_input_stream_errors);
+  g_test_add_func ("/streams/reader-writer/from-c", test_reader_writer_from_c);
   g_test_add_func ("/streams/channel/producers", test_channel_producers);
   g_test_add_func ("/streams/channel/ends", test_channel_ends);
   ret = g_test_run ();
