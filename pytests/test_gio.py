@@ -785,3 +785,166 @@ def test_cancel_message(run):
         assert fut.cancelled()
 
     run(main)
+
+
+# ---- type stubs ------------------------------------------------------------
+
+import ast  # noqa: E402
+import inspect  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+
+SOURCE_DIR = os.environ.get("GAB_SOURCE_DIR",
+                            os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STUBS_DIR = os.path.join(SOURCE_DIR, "gasyncbridge", "module", "gasyncbridge-stubs")
+STUB_FILES = {"gasyncbridge": "__init__.pyi", "gasyncbridge.gio": "gio.pyi"}
+
+
+def stub_definitions(module_name):
+    """{name: [ast node, ...]} of a stub file's top level (overloads are several)."""
+    with open(os.path.join(STUBS_DIR, STUB_FILES[module_name])) as f:
+        tree = ast.parse(f.read())
+    defs = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defs.setdefault(node.name, []).append(node)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            defs.setdefault(node.target.id, []).append(node)
+        elif isinstance(node, ast.ImportFrom) and node.module in (None, "gio") and node.level == 1:
+            for alias in node.names:               # re-exports: `from . import gio as gio`
+                if alias.asname == alias.name:
+                    defs.setdefault(alias.name, []).append(node)
+    return defs
+
+
+def stub_params(func):
+    """[(name, kind, has_default)] of an ast function, as inspect would say."""
+    a = func.args
+    out = []
+    positional = a.posonlyargs + a.args
+    first_default = len(positional) - len(a.defaults)
+    for i, arg in enumerate(positional):
+        kind = "POSITIONAL_ONLY" if i < len(a.posonlyargs) else "POSITIONAL_OR_KEYWORD"
+        out.append((arg.arg, kind, i >= first_default))
+    if a.vararg:
+        out.append((a.vararg.arg, "VAR_POSITIONAL", False))
+    for arg, default in zip(a.kwonlyargs, a.kw_defaults):
+        out.append((arg.arg, "KEYWORD_ONLY", default is not None))
+    if a.kwarg:
+        out.append((a.kwarg.arg, "VAR_KEYWORD", False))
+    return out
+
+
+def runtime_params(obj):
+    """[(name, kind, has_default)] of a runtime callable."""
+    return [(p.name, p.kind.name, p.default is not inspect.Parameter.empty)
+            for p in inspect.signature(obj).parameters.values()]
+
+
+def public_names(obj):
+    """The public names of a module, or the methods a class defines itself."""
+    if isinstance(obj, type):
+        keep = {"__init__", "__aiter__", "__anext__", "__aenter__", "__aexit__"}
+        return {n for n in vars(obj) if not n.startswith("_") or n in keep}
+    return {n for n in dir(obj) if not n.startswith("_") or n == "__version__"}
+
+
+def check_callable(where, runtime, stubs, errors, method=False):
+    """Compare one function's runtime signature with its stub (or overloads)."""
+    try:
+        have = runtime_params(runtime)
+    except (TypeError, ValueError):
+        return
+    if method and have and have[0][0] == "self":
+        have = have[1:]
+    for stub in stubs:
+        if isinstance(stub, ast.ClassDef) or not isinstance(stub, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            errors.append(f"{where}: a function at runtime, not in the stub")
+            return
+    overloaded = len(stubs) > 1
+    for stub in stubs:
+        want = stub_params(stub)
+        if method and want and want[0][0] == "self":
+            want = want[1:]
+        if overloaded:
+            # Each overload uses some of the parameters, the same way.
+            byname = {p[0]: p[1] for p in have}
+            bad = [p for p in want if byname.get(p[0]) != p[1]]
+            if bad:
+                errors.append(f"{where}: overload parameters {bad} not in runtime {have}")
+        elif want != have:
+            errors.append(f"{where}: stub {want} != runtime {have}")
+
+
+@pytest.mark.parametrize("module_name", sorted(STUB_FILES))
+def test_stubs_match_module(module_name):
+    """The .pyi stubs name exactly what the module exposes, with its signatures.
+
+    If this fails after a change of the module, update
+    gasyncbridge/module/gasyncbridge-stubs/ to match.
+    """
+    import importlib
+    module = importlib.import_module(module_name)
+    defs = stub_definitions(module_name)
+    runtime = public_names(module)
+    errors = []
+    for name in sorted(runtime - set(defs)):
+        errors.append(f"{module_name}.{name} is missing from the stubs")
+    for name in sorted(set(defs) - runtime):
+        errors.append(f"{module_name}.{name} is in the stubs but not in the module")
+    for name in sorted(runtime & set(defs)):
+        obj = getattr(module, name)
+        where = f"{module_name}.{name}"
+        if isinstance(obj, type):
+            cls_stub = defs[name][0]
+            if not isinstance(cls_stub, ast.ClassDef):
+                errors.append(f"{where}: a class at runtime, not in the stub")
+                continue
+            members = {}
+            for node in cls_stub.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    members.setdefault(node.name, []).append(node)
+            for member in sorted(public_names(obj)):
+                if member not in members:
+                    errors.append(f"{where}.{member} is missing from the stubs")
+                    continue
+                value = vars(obj)[member]
+                if isinstance(value, property):
+                    continue
+                runtime_async = inspect.iscoroutinefunction(value)
+                if runtime_async != isinstance(members[member][0], ast.AsyncFunctionDef):
+                    errors.append(f"{where}.{member}: async is {runtime_async} at runtime, "
+                                  "not in the stub")
+                check_callable(f"{where}.{member}", value, members[member], errors, method=True)
+        elif callable(obj):
+            check_callable(where, obj, defs[name], errors)
+    assert not errors, "\n".join(errors)
+
+
+def test_stubs_with_mypy_stubtest(tmp_path):
+    """mypy's stubtest agrees with the stubs (when mypy is installed)."""
+    pytest.importorskip("mypy.stubtest")
+    stubs = tmp_path / "stubs" / "gasyncbridge"
+    shutil.copytree(STUBS_DIR, stubs)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = dict(os.environ, MYPYPATH=str(tmp_path / "stubs"))
+    proc = subprocess.run([sys.executable, "-m", "mypy.stubtest", "gasyncbridge"], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_stubs_are_installed():
+    """`meson install` puts the stub package beside the extension module."""
+    build_dir = os.environ.get("GAB_BUILD_DIR")
+    meson = shutil.which("meson")
+    if not build_dir or not meson:
+        pytest.skip("needs GAB_BUILD_DIR (set by meson test) and meson")
+    proc = subprocess.run([meson, "introspect", "--installed", build_dir],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    installed = json.loads(proc.stdout).values()
+    so = [p for p in installed if os.path.basename(p).startswith("gasyncbridge.cpython")]
+    stubs = sorted(os.path.relpath(p, os.path.dirname(so[0])) for p in installed
+                   if "gasyncbridge-stubs" in p)
+    assert stubs == ["gasyncbridge-stubs/__init__.pyi", "gasyncbridge-stubs/gio.pyi"]

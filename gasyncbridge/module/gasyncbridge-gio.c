@@ -237,7 +237,7 @@ operation_cancel (PyObject         *unused,
 static PyMethodDef operation_cancel_def = {
   "cancel", (PyCFunction) (void (*) (void)) operation_cancel,
   METH_FASTCALL | METH_KEYWORDS,
-  "cancel(msg=None)\n--\n\n"
+  "cancel(self, /, msg=None)\n--\n\n"
   "Ask the GIO operation to stop. Returns False if the future is already\n"
   "done, else True; like Task.cancel(), the future is not done yet: it\n"
   "completes, cancelled, once GIO has stopped and cleaned up (a partial\n"
