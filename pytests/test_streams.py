@@ -390,3 +390,79 @@ def test_many_files_concurrently(run, tmp_path):
 
     run(main)
     gc.collect()
+
+
+# ---- subprocess pipes --------------------------------------------------------------
+
+from asyncio.subprocess import DEVNULL, PIPE, STDOUT  # noqa: E402
+
+
+def test_subprocess_pipes(run, tmp_path):
+    data = os.urandom(1_000_000)   # far more than a pipe holds, both ways
+
+    async def main():
+        proc = await gasyncbridge.gio.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE)
+        assert isinstance(proc, gasyncbridge.gio.Process) and proc.pid > 0
+        assert isinstance(proc.stdin, gasyncbridge.StreamWriter)
+        assert isinstance(proc.stdout, gasyncbridge.StreamReader)
+        assert proc.stderr is None
+        out, err = await proc.communicate(data)
+        assert out == data and err is None and proc.returncode == 0
+
+        # line by line, with the writer and reader used directly
+        proc = await gasyncbridge.gio.create_subprocess_exec(
+            "sh", "-c", "while read l; do echo \"got $l\"; done; echo bye >&2; exit 7",
+            stdin=PIPE, stdout=PIPE, stderr=PIPE, cwd=tmp_path, env={"PATH": os.environ["PATH"]})
+        for i in range(3):
+            proc.stdin.write(b"line %d\n" % i)
+            await proc.stdin.drain()
+            assert await proc.stdout.readline() == b"got line %d\n" % i
+        proc.stdin.close()
+        await proc.stdin.wait_closed()
+        assert await proc.stdout.read() == b""
+        assert await proc.stderr.read() == b"bye\n"
+        assert await proc.wait() == 7
+
+        proc = await gasyncbridge.gio.create_subprocess_exec(
+            "sh", "-c", "echo out; echo err >&2", stdout=PIPE, stderr=STDOUT)
+        out, err = await proc.communicate()
+        assert sorted(out.splitlines()) == [b"err", b"out"] and err is None
+
+        proc = await gasyncbridge.gio.create_subprocess_exec("pwd", stdout=PIPE, cwd=tmp_path)
+        out, _ = await proc.communicate()
+        assert out.strip() == os.fsencode(tmp_path)
+
+        proc = await gasyncbridge.gio.create_subprocess_exec("cat", stdin=DEVNULL, stdout=DEVNULL)
+        assert await proc.wait() == 0
+
+    run(main)
+
+
+def test_subprocess_signals_and_errors(run):
+    async def main():
+        proc = await gasyncbridge.gio.create_subprocess_exec("sleep", "60")
+        waiter = asyncio.ensure_future(proc.wait())
+        await asyncio.sleep(0)
+        # a cancelled wait does not stop the others
+        second = asyncio.ensure_future(proc.wait())
+        await asyncio.sleep(0)
+        second.cancel()
+        proc.terminate()
+        assert await waiter == -15
+        assert proc.returncode == -15
+        proc.kill()   # after the end: harmless
+
+        with pytest.raises(FileNotFoundError):
+            await gasyncbridge.gio.create_subprocess_exec("/no/such/program")
+        with pytest.raises(ValueError):
+            await gasyncbridge.gio.create_subprocess_exec("true", stdin=STDOUT)
+        with pytest.raises(ValueError):
+            await gasyncbridge.gio.create_subprocess_exec("true", stdout=42)
+        with pytest.raises(TypeError):
+            await gasyncbridge.gio.create_subprocess_exec(None)
+        with pytest.raises(TypeError):
+            await gasyncbridge.gio.create_subprocess_exec("true", env={"A": None})
+        proc = await gasyncbridge.gio.create_subprocess_exec("true")
+        assert await proc.wait() == 0
+
+    run(main)

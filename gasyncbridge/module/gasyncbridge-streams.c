@@ -10,6 +10,11 @@
  */
 #include "gasyncbridge-module.h"
 
+#include <errno.h>
+#include <glib-unix.h>
+#include <gio/gunixinputstream.h>
+#include <gio/gunixoutputstream.h>
+
 /* GIL: a path argument (str, bytes or os.PathLike) as a GFile. */
 static GFile *
 file_from_path (PyObject *path)
@@ -142,6 +147,439 @@ gio_open_write (PyObject *self,
   return gab_future_into_py (open_write_start, open_write_finish, file, g_object_unref);
 }
 
+
+/* ---- subprocesses ---------------------------------------------------- */
+
+/* asyncio.subprocess's constants. */
+#define PIPE    (-1)
+#define STDOUT  (-2)
+#define DEVNULL (-3)
+
+typedef struct
+{
+  PyObject_HEAD
+  GSubprocess *process;
+} Subprocess;
+
+static PyTypeObject Subprocess_Type;
+
+static void
+wait_start (GCancellable        *cancellable,
+            GAsyncReadyCallback  callback,
+            gpointer             callback_data,
+            gpointer             user_data)
+{
+  g_subprocess_wait_async (G_SUBPROCESS (user_data), cancellable, callback, callback_data);
+}
+
+static PyObject *
+wait_finish (GObject       *source,
+             GAsyncResult  *result,
+             gpointer       user_data,
+             GError       **error)
+{
+  GSubprocess *process = G_SUBPROCESS (source);
+
+  if (!g_subprocess_wait_finish (process, result, error))
+    return NULL;
+  /* As asyncio: the exit status, or minus the signal that ended it. */
+  if (g_subprocess_get_if_exited (process))
+    return PyLong_FromLong (g_subprocess_get_exit_status (process));
+  if (g_subprocess_get_if_signaled (process))
+    return PyLong_FromLong (-g_subprocess_get_term_sig (process));
+  return PyLong_FromLong (g_subprocess_get_status (process));
+}
+
+static PyObject *
+subprocess_wait (PyObject *object,
+                 PyObject *unused)
+{
+  Subprocess *self = (Subprocess *) object;
+
+  return gab_future_into_py (wait_start, wait_finish, g_object_ref (self->process),
+                             g_object_unref);
+}
+
+static PyObject *
+subprocess_send_signal (PyObject *object,
+                        PyObject *arg)
+{
+  Subprocess *self = (Subprocess *) object;
+  long signum = PyLong_AsLong (arg);
+
+  if (signum == -1 && PyErr_Occurred ())
+    return NULL;
+  /* A no-op once the process has been reaped, as GIO promises. */
+  g_subprocess_send_signal (self->process, (int) signum);
+  Py_RETURN_NONE;
+}
+
+static PyObject *
+subprocess_get_pid (PyObject *object,
+                    void     *closure)
+{
+  const gchar *id = g_subprocess_get_identifier (((Subprocess *) object)->process);
+
+  if (id == NULL)
+    Py_RETURN_NONE;
+  return PyLong_FromString (id, NULL, 10);
+}
+
+static void
+subprocess_dealloc (PyObject *object)
+{
+  g_object_unref (((Subprocess *) object)->process);
+  Py_TYPE (object)->tp_free (object);
+}
+
+static PyMethodDef subprocess_methods[] = {
+  { "wait", subprocess_wait, METH_NOARGS, NULL },
+  { "send_signal", subprocess_send_signal, METH_O, NULL },
+  { NULL }
+};
+
+static PyGetSetDef subprocess_getset[] = {
+  { "pid", subprocess_get_pid, NULL, NULL, NULL },
+  { NULL }
+};
+
+static PyTypeObject Subprocess_Type = {
+  PyVarObject_HEAD_INIT (NULL, 0)
+  .tp_name = "gasyncbridge.gio._Subprocess",
+  .tp_basicsize = sizeof (Subprocess),
+  .tp_flags = Py_TPFLAGS_DEFAULT,
+  .tp_dealloc = subprocess_dealloc,
+  .tp_methods = subprocess_methods,
+  .tp_getset = subprocess_getset,
+  .tp_doc = "A GSubprocess: wait() and send_signal().",
+};
+
+/* GIL: appends str/bytes/os.PathLike @item to @array, fs-encoded. */
+static gboolean
+append_fs (GPtrArray *array,
+           PyObject  *item)
+{
+  PyObject *bytes = NULL;
+
+  if (!PyUnicode_FSConverter (item, &bytes))
+    return FALSE;
+  g_ptr_array_add (array, g_strdup (PyBytes_AS_STRING (bytes)));
+  Py_DECREF (bytes);
+  return TRUE;
+}
+
+/* The parent's end of a pipe, made non-blocking: GIO then polls it, and a
+ * big write to a child that is slow to read never blocks the runtime
+ * thread (GSubprocess's pipes are blocking). */
+static void
+set_nonblocking (GObject *stream)
+{
+  if (G_IS_UNIX_OUTPUT_STREAM (stream))
+    g_unix_set_fd_nonblocking (g_unix_output_stream_get_fd (G_UNIX_OUTPUT_STREAM (stream)),
+                               TRUE, NULL);
+  else if (G_IS_UNIX_INPUT_STREAM (stream))
+    g_unix_set_fd_nonblocking (g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (stream)),
+                               TRUE, NULL);
+}
+
+/* GIL: the environment mapping as NULL-terminated "KEY=VALUE" strings. */
+static GPtrArray *
+environ_from_mapping (PyObject *env)
+{
+  GPtrArray *envp = g_ptr_array_new_with_free_func (g_free);
+  PyObject *pairs = PyMapping_Items (env);
+
+  if (pairs == NULL)
+    goto fail;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE (pairs); i++)
+    {
+      PyObject *key, *value, *k = NULL, *v = NULL;
+
+      if (!PyArg_ParseTuple (PyList_GET_ITEM (pairs, i), "OO", &key, &value)
+          || !PyUnicode_FSConverter (key, &k) || !PyUnicode_FSConverter (value, &v))
+        {
+          Py_XDECREF (k);
+          goto fail;
+        }
+      g_ptr_array_add (envp, g_strdup_printf ("%s=%s", PyBytes_AS_STRING (k),
+                                              PyBytes_AS_STRING (v)));
+      Py_DECREF (k);
+      Py_DECREF (v);
+    }
+  Py_DECREF (pairs);
+  g_ptr_array_add (envp, NULL);
+  return envp;
+
+fail:
+  Py_XDECREF (pairs);
+  g_ptr_array_unref (envp);
+  return NULL;
+}
+
+/* _spawn(argv, stdin, stdout, stderr, cwd, env, limit) ->
+ *   (handle, stdin writer, stdout reader, stderr reader) */
+static PyObject *
+gio_spawn (PyObject *self,
+           PyObject *args)
+{
+  PyObject *argv_obj, *cwd, *env, *items = NULL, *ret = NULL;
+  PyObject *in = NULL, *out = NULL, *err = NULL;
+  int in_mode, out_mode, err_mode;
+  Py_ssize_t limit;
+  GSubprocessFlags flags = G_SUBPROCESS_FLAGS_NONE;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+  GSubprocess *process;
+  Subprocess *handle;
+
+  if (!PyArg_ParseTuple (args, "OiiiOOn", &argv_obj, &in_mode, &out_mode, &err_mode,
+                         &cwd, &env, &limit))
+    return NULL;
+
+  if (in_mode == PIPE)
+    flags |= G_SUBPROCESS_FLAGS_STDIN_PIPE;
+  else if (in_mode != DEVNULL)
+    flags |= G_SUBPROCESS_FLAGS_STDIN_INHERIT;   /* GIO's default is /dev/null */
+  if (out_mode == PIPE)
+    flags |= G_SUBPROCESS_FLAGS_STDOUT_PIPE;
+  else if (out_mode == DEVNULL)
+    flags |= G_SUBPROCESS_FLAGS_STDOUT_SILENCE;
+  if (err_mode == PIPE)
+    flags |= G_SUBPROCESS_FLAGS_STDERR_PIPE;
+  else if (err_mode == DEVNULL)
+    flags |= G_SUBPROCESS_FLAGS_STDERR_SILENCE;
+  else if (err_mode == STDOUT)
+    flags |= G_SUBPROCESS_FLAGS_STDERR_MERGE;
+  launcher = g_subprocess_launcher_new (flags);
+
+  items = PySequence_Fast (argv_obj, "create_subprocess_exec: argv must be a sequence");
+  if (items == NULL)
+    return NULL;
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE (items); i++)
+    if (!append_fs (argv, PySequence_Fast_GET_ITEM (items, i)))
+      goto out;
+  g_ptr_array_add (argv, NULL);
+  Py_CLEAR (items);
+
+  if (cwd != Py_None)
+    {
+      g_autoptr(GPtrArray) dir = g_ptr_array_new_with_free_func (g_free);
+
+      if (!append_fs (dir, cwd))
+        goto out;
+      g_subprocess_launcher_set_cwd (launcher, dir->pdata[0]);
+    }
+  if (env != Py_None)
+    {
+      g_autoptr(GPtrArray) envp = environ_from_mapping (env);
+
+      if (envp == NULL)
+        goto out;
+      g_subprocess_launcher_set_environ (launcher, (gchar **) envp->pdata);
+    }
+
+  /* fork and exec here, as asyncio's own create_subprocess_exec does. */
+  process = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) argv->pdata, &error);
+  if (process == NULL)
+    {
+      /* As asyncio: a missing or forbidden program is an OSError. */
+      if (g_error_matches (error, G_SPAWN_ERROR, G_SPAWN_ERROR_NOENT))
+        PyErr_SetObject (PyExc_FileNotFoundError,
+                         Py_BuildValue ("(is)", ENOENT, error->message));
+      else if (g_error_matches (error, G_SPAWN_ERROR, G_SPAWN_ERROR_ACCES))
+        PyErr_SetObject (PyExc_PermissionError,
+                         Py_BuildValue ("(is)", EACCES, error->message));
+      else
+        gab_error_to_python (error);
+      goto out;
+    }
+  handle = PyObject_New (Subprocess, &Subprocess_Type);
+  if (handle == NULL)
+    {
+      g_subprocess_force_exit (process);
+      g_object_unref (process);
+      goto out;
+    }
+  handle->process = process;
+  if (in_mode == PIPE)
+    {
+      set_nonblocking (G_OBJECT (g_subprocess_get_stdin_pipe (process)));
+      in = gab_stream_writer_new (g_subprocess_get_stdin_pipe (process));
+    }
+  if (out_mode == PIPE)
+    {
+      set_nonblocking (G_OBJECT (g_subprocess_get_stdout_pipe (process)));
+      out = gab_stream_reader_new (g_subprocess_get_stdout_pipe (process), limit);
+    }
+  if (err_mode == PIPE)
+    {
+      set_nonblocking (G_OBJECT (g_subprocess_get_stderr_pipe (process)));
+      err = gab_stream_reader_new (g_subprocess_get_stderr_pipe (process), limit);
+    }
+  if ((in_mode == PIPE && in == NULL) || (out_mode == PIPE && out == NULL)
+      || (err_mode == PIPE && err == NULL))
+    {
+      g_subprocess_force_exit (process);
+      Py_DECREF (handle);
+      goto out;
+    }
+  ret = Py_BuildValue ("(NOOO)", handle, in != NULL ? in : Py_None,
+                       out != NULL ? out : Py_None, err != NULL ? err : Py_None);
+
+out:
+  Py_XDECREF (items);
+  Py_XDECREF (in);
+  Py_XDECREF (out);
+  Py_XDECREF (err);
+  return ret;
+}
+
+static const char process_source[] =
+  "import asyncio\n"
+  "import signal\n"
+  "from asyncio.subprocess import PIPE, STDOUT, DEVNULL\n"
+  "\n"
+  "\n"
+  "class Process:\n"
+  "    \"\"\"A child process, as asyncio.subprocess.Process: stdin is a\n"
+  "    gasyncbridge.StreamWriter, stdout and stderr are StreamReaders (or None),\n"
+  "    over the pipes of a GSubprocess; wait() runs on the gasyncbridge runtime.\"\"\"\n"
+  "\n"
+  "    def __init__(self, handle, stdin, stdout, stderr):\n"
+  "        self._handle = handle\n"
+  "        self._pid = handle.pid\n"
+  "        self._waiter = None\n"
+  "        self.stdin = stdin\n"
+  "        self.stdout = stdout\n"
+  "        self.stderr = stderr\n"
+  "        self.returncode = None\n"
+  "\n"
+  "    def __repr__(self):\n"
+  "        return f'<Process {self._pid}>'\n"
+  "\n"
+  "    @property\n"
+  "    def pid(self):\n"
+  "        return self._pid\n"
+  "\n"
+  "    async def wait(self):\n"
+  "        \"\"\"Wait for the process to end: its returncode (-N for signal N).\"\"\"\n"
+  "        if self.returncode is None:\n"
+  "            if self._waiter is None:\n"
+  "                self._waiter = self._handle.wait()\n"
+  "            # a cancelled caller does not stop the wait of the others\n"
+  "            self.returncode = await asyncio.shield(self._waiter)\n"
+  "        return self.returncode\n"
+  "\n"
+  "    def send_signal(self, sig):\n"
+  "        self._handle.send_signal(int(sig))\n"
+  "\n"
+  "    def terminate(self):\n"
+  "        self.send_signal(signal.SIGTERM)\n"
+  "\n"
+  "    def kill(self):\n"
+  "        self.send_signal(signal.SIGKILL)\n"
+  "\n"
+  "    async def _feed(self, input):\n"
+  "        if self.stdin is None:\n"
+  "            return\n"
+  "        try:\n"
+  "            if input:\n"
+  "                self.stdin.write(input)\n"
+  "            await self.stdin.drain()\n"
+  "        except (BrokenPipeError, ConnectionResetError):\n"
+  "            pass\n"
+  "        self.stdin.close()\n"
+  "        try:\n"
+  "            await self.stdin.wait_closed()\n"
+  "        except (BrokenPipeError, ConnectionResetError):\n"
+  "            pass\n"
+  "\n"
+  "    @staticmethod\n"
+  "    async def _drain(stream):\n"
+  "        if stream is None:\n"
+  "            return None\n"
+  "        data = await stream.read()\n"
+  "        await stream.wait_closed()\n"
+  "        return data\n"
+  "\n"
+  "    async def communicate(self, input=None):\n"
+  "        \"\"\"Send input, read stdout and stderr to the end, wait for the\n"
+  "        process: (stdout_data, stderr_data).\"\"\"\n"
+  "        _, out, err = await asyncio.gather(self._feed(input), self._drain(self.stdout),\n"
+  "                                           self._drain(self.stderr))\n"
+  "        await self.wait()\n"
+  "        return out, err\n"
+  "\n"
+  "\n"
+  "def make_create_subprocess_exec(spawn):\n"
+  "    async def create_subprocess_exec(program, *args, stdin=None, stdout=None,\n"
+  "                                     stderr=None, cwd=None, env=None, limit=2 ** 16):\n"
+  "        \"\"\"Start program with args on GSubprocess, as\n"
+  "        asyncio.create_subprocess_exec: stdin, stdout and stderr may be None\n"
+  "        (inherit), asyncio.subprocess.PIPE or DEVNULL (and STDOUT for\n"
+  "        stderr). Returns a Process whose pipes are gasyncbridge\n"
+  "        StreamWriter/StreamReader objects.\"\"\"\n"
+  "        for name, mode in (('stdin', stdin), ('stdout', stdout), ('stderr', stderr)):\n"
+  "            allowed = (None, PIPE, DEVNULL) + ((STDOUT,) if name == 'stderr' else ())\n"
+  "            if mode not in allowed:\n"
+  "                raise ValueError(f'{name} must be None, PIPE or DEVNULL'\n"
+  "                                 + (' or STDOUT' if name == 'stderr' else '')\n"
+  "                                 + f', not {mode!r}')\n"
+  "        if limit <= 0:\n"
+  "            raise ValueError('limit must be > 0')\n"
+  "        handle, w, r, e = spawn((program,) + args, 0 if stdin is None else stdin,\n"
+  "                                0 if stdout is None else stdout,\n"
+  "                                0 if stderr is None else stderr, cwd, env, limit)\n"
+  "        return Process(handle, w, r, e)\n"
+  "    create_subprocess_exec.__module__ = 'gasyncbridge.gio'\n"
+  "    return create_subprocess_exec\n"
+  "\n"
+  "\n"
+  "Process.__module__ = 'gasyncbridge.gio'\n";
+
+static PyMethodDef spawn_def = {
+  "_spawn", gio_spawn, METH_VARARGS, NULL,
+};
+
+/* GIL: adds Process and create_subprocess_exec to `gio`. */
+static int
+subprocess_init (PyObject *gio)
+{
+  PyObject *globals, *ret, *spawn, *make, *func;
+  int status = -1;
+
+  if (PyType_Ready (&Subprocess_Type) < 0)
+    return -1;
+  globals = PyDict_New ();
+  if (globals == NULL)
+    return -1;
+  PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ());
+  ret = PyRun_String (process_source, Py_file_input, globals, globals);
+  if (ret == NULL)
+    goto out;
+  Py_DECREF (ret);
+  spawn = PyCFunction_New (&spawn_def, NULL);
+  make = PyDict_GetItemString (globals, "make_create_subprocess_exec");
+  func = spawn != NULL && make != NULL ? PyObject_CallOneArg (make, spawn) : NULL;
+  Py_XDECREF (spawn);
+  if (func == NULL)
+    goto out;
+  if (PyModule_AddObject (gio, "create_subprocess_exec", func) < 0)
+    {
+      Py_DECREF (func);
+      goto out;
+    }
+  if (PyModule_AddObject (gio, "Process",
+                          Py_NewRef (PyDict_GetItemString (globals, "Process"))) < 0)
+    goto out;
+  status = 0;
+
+out:
+  Py_DECREF (globals);
+  return status;
+}
+
 static PyMethodDef stream_functions[] = {
   { "open_read", (PyCFunction) (void (*) (void)) gio_open_read,
     METH_VARARGS | METH_KEYWORDS, open_read_doc },
@@ -184,5 +622,5 @@ gab_module_streams_init (PyObject *module,
         }
     }
   Py_DECREF (name);
-  return 0;
+  return subprocess_init (gio);
 }
