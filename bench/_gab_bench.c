@@ -14,6 +14,8 @@
  *       park() makes n futures whose C operations start and then wait;
  *       fire() completes all of them in one go on the runtime thread and
  *       resolves to the monotonic time (ns) at which it began.
+ *   spin_fd(fd, usec)
+ *       Experiment: spin on the loop queue's eventfd instead of sleeping.
  *   hold_gtasks(n), release_gtasks()
  *       The memory of a pending GIO operation itself (GTask + GCancellable).
  *   cg_zero(), cg_dump(name), on_valgrind()
@@ -403,6 +405,34 @@ b_fire (PyObject *self,
   return gab_future_into_py (fire_start, fire_finish, g_new0 (Fire, 1), g_free);
 }
 
+/* ---- experiment: spin on the loop side before it sleeps --------------- */
+
+/* spin_fd(fd, usec): without the GIL, poll @fd without blocking for up to
+ * @usec microseconds; TRUE as soon as it is readable. The benchmark uses
+ * it on the loop queue's eventfd, from a callback of the loop, to show
+ * what a loop that spins briefly instead of sleeping in epoll would gain. */
+static PyObject *
+b_spin_fd (PyObject *self,
+           PyObject *args)
+{
+  int fd, usec, ready = 0;
+  gint64 until;
+
+  if (!PyArg_ParseTuple (args, "ii", &fd, &usec))
+    return NULL;
+  Py_BEGIN_ALLOW_THREADS
+  until = now_ns () + (gint64) usec * 1000;
+  do
+    {
+      GPollFD pfd = { fd, G_IO_IN, 0 };
+
+      ready = g_poll (&pfd, 1, 0) > 0;
+    }
+  while (!ready && now_ns () < until);
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong (ready);
+}
+
 /* ---- memory: what the GIO side of an operation costs by itself -------- */
 
 /* GTasks, each with a GCancellable, as a pending GIO operation holds them:
@@ -505,6 +535,9 @@ static PyMethodDef methods[] = {
   { "fire", b_fire, METH_NOARGS,
     "fire()\n--\n\nCompletes the parked operations at once; resolves to the "
     "CLOCK_MONOTONIC time (ns) at which it began." },
+  { "spin_fd", b_spin_fd, METH_VARARGS,
+    "spin_fd(fd, usec)\n--\n\nPoll fd without blocking (and without the GIL) for up to "
+    "usec microseconds; True once readable." },
   { "hold_gtasks", b_hold_gtasks, METH_O,
     "hold_gtasks(n)\n--\n\nMake n pending GTasks with a GCancellable each (memory baseline)." },
   { "release_gtasks", b_release_gtasks, METH_NOARGS, "Free what hold_gtasks() made." },

@@ -588,7 +588,8 @@ GROUPS = {
     "gio": "4. Real GIO work",
     "completion": "5. The completion path alone (operation done -> future resolved)",
     "handoff": "6. Cross-thread hand-off in C, no Python (bench-handoff)",
-    "spin": "7. Experiment: GAB_RUNTIME_SPIN_USEC, the runtime's spin before it sleeps",
+    "spin": "7. Experiment: spinning before sleeping (rt: GAB_RUNTIME_SPIN_USEC; "
+            "loop: a loop-side spin, emulated)",
     "costs": "8. Costs of single pieces of per-operation Python work",
 }
 
@@ -804,23 +805,30 @@ class Suite:
         starts: one child process per setting, in rounds)."""
         s = self.sizes
         self.log("# 7. experiment: how long the runtime thread spins before sleeping")
-        spins = (0, 20, 100, 500)
+        # (runtime spin, loop spin) in microseconds; a loop spin is the
+        # experiment of loop_spinning(), on the stock asyncio loop.
+        settings = ((0, 0), (20, 0), (100, 0), (500, 0), (100, 10), (100, 20))
         results = {}
         for r in range(s.seq_repeats if not self.args.quick else 1):
-            for spin in spins:
+            for spin, loop_spin in settings:
+                env = {"GAB_RUNTIME_SPIN_USEC": str(spin)}
+                if loop_spin:
+                    env["GAB_BENCH_LOOP_SPIN"] = str(loop_spin)
+                setting = f"rt={spin}" + (f",loop={loop_spin}" if loop_spin else "")
                 try:
                     data = self._child(["--spin-child", "--seq-n", str(s.seq_n),
-                                        "--c2py-n", str(s.c2py_seq_n)],
-                                       {"GAB_RUNTIME_SPIN_USEC": str(spin)})
+                                        "--c2py-n", str(s.c2py_seq_n)], env)
                 except Exception as e:   # noqa: BLE001
-                    self.fail(f"spin child ({spin} us)", e)
+                    self.fail(f"spin child ({setting})", e)
                     return
                 for key, (label, wall, cpu) in data.items():
+                    if loop_spin and key not in ("gab.ready+loopspin", "thread"):
+                        continue
                     # The "loop" column holds the setting, so that each line
                     # is compared with the baselines of the same processes.
                     result = results.setdefault(
-                        (key, spin), Result("spin", key, label, f"spin={spin}", "us/op",
-                                            None, baseline=key in ("thread", "rct")))
+                        (key, setting), Result("spin", key, label, setting, "us/op",
+                                               None, baseline=key in ("thread", "rct")))
                     result.runs.append(wall)
                     result.cpu_runs.append(cpu)
         for result in results.values():
@@ -1208,7 +1216,7 @@ def machine_meta(args):
     return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "commit": git_describe(),
             "host": platform.node(), "cpu": model, "cpus": os.cpu_count(),
-            "loadavg_at_end": load, "python": sys.version.split()[0],
+            "loadavg": load, "python": sys.version.split()[0],
             "executable": sys.executable, "quick": args.quick,
             "uvloop": getattr(uvloop, "__version__", None),
             "gbulb": getattr(gbulb, "__version__", None)}
@@ -1385,6 +1393,41 @@ async def memory_measure(kind, n, metric):
 # ---------------------------------------------------------------------------
 # Spin child: sequential lines under one GAB_RUNTIME_SPIN_USEC
 
+def gab_loop_reader(loop):
+    """(fd, callback) of the bridge's loop queue on a selector loop, or None.
+
+    Experiment only: it reads asyncio's private selector map to find the
+    eventfd reader that gasyncbridge registered with add_reader()."""
+    selector = getattr(loop, "_selector", None)
+    if selector is None:
+        return None
+    for key in selector.get_map().values():
+        reader = key.data[0] if isinstance(key.data, tuple) else None
+        callback = getattr(reader, "_callback", None)
+        if type(callback).__name__ == "_LoopQueue":
+            return key.fd, callback
+    return None
+
+
+def loop_spinning(loop, reader, usec, op):
+    """op, plus a callback scheduled after it that spins on the loop queue's
+    eventfd (GIL released) and drains it when it becomes readable: what a
+    loop-side spin in the bridge would do when the loop has nothing else to
+    run. The awaiting task then resumes without the loop ever sleeping."""
+    fd, drain = reader
+    spin_fd = benchmod.spin_fd
+
+    def spin():
+        if spin_fd(fd, usec):
+            drain()
+
+    def spinning_op(i):
+        fut = op(i)
+        loop.call_soon(spin)
+        return fut
+    return spinning_op
+
+
 async def spin_measure(seq_n, c2py_n):
     """{key: (label, wall us/op, cpu us/op)}: medians of 3 interleaved runs."""
     loop = asyncio.get_running_loop()
@@ -1403,6 +1446,13 @@ async def spin_measure(seq_n, c2py_n):
         "rct": ("thread: run_coroutine_threadsafe(coro, loop).result()", c2py_n,
                 lambda k: in_thread(rct_seq, loop, nop, k)),
     }
+    await testmod.ready(None)      # the loop queue exists from the first operation on
+    reader = gab_loop_reader(loop)
+    if reader is not None and os.environ.get("GAB_BENCH_LOOP_SPIN"):
+        usec = int(os.environ["GAB_BENCH_LOOP_SPIN"])
+        lines["gab.ready+loopspin"] = (
+            f"await ready(i), the loop spins {usec} us before sleeping", seq_n,
+            lambda k: time_seq(loop_spinning(loop, reader, usec, testmod.ready), k))
     runs = {key: [] for key in lines}
     for _label, n, body in lines.values():
         await body(max(1, n // 10))
@@ -1510,7 +1560,6 @@ def callgrind_functions(path):
     funcs = {}
     current = None
     after_call = False
-    objects = {}
     obj = None
 
     def define(kind, value):
@@ -1596,7 +1645,7 @@ def run_callgrind(args):
             handoff = parse_callgrind_dumps(c_out + "*")
 
     rows = []
-    print(f"\n## Instructions per operation (callgrind, all threads; n per phase)")
+    print("\n## Instructions per operation (callgrind, all threads; n per phase)")
     print(f"   {'phase':<26} {'n':>6} {'Ir/op':>12}   what")
     whats = {name: what for name, what, _ in CG_PHASES}
     for name, (k, total, path) in list(phases.items()) + list(handoff.items()):
@@ -1643,6 +1692,9 @@ def main(argv=None):
                                  "handoff", "spin", "costs"],
                         help="run only these groups")
     parser.add_argument("--no-uvloop", action="store_true", help="skip the uvloop lines")
+    parser.add_argument("--wait-load", type=float, metavar="L",
+                        help="first wait (up to 15 min) until the 1-minute load average "
+                             "is below L: the machine is shared")
     parser.add_argument("--callgrind", action="store_true",
                         help="count instructions per operation under callgrind instead")
     parser.add_argument("--cg-n", type=int, default=0, help="ops per callgrind phase")
@@ -1676,13 +1728,20 @@ def main(argv=None):
     if args.callgrind:
         return run_callgrind(args)
 
+    if args.wait_load:
+        deadline = time.monotonic() + 900
+        while os.getloadavg()[0] >= args.wait_load and time.monotonic() < deadline:
+            time.sleep(10)
+    load_at_start = os.getloadavg()[0]
     suite = Suite(args)
     t0 = time.monotonic()
     suite.run()
     report = suite.report()
     print(report)
-    print(f"\n(ran {time.monotonic() - t0:.0f} s on {machine_meta(args)['cpus']} CPUs, "
-          f"{machine_meta(args)['cpu']}; load {os.getloadavg()[0]:.1f})")
+    meta = machine_meta(args)
+    print(f"\n(ran {time.monotonic() - t0:.0f} s on {meta['cpus']} CPUs, {meta['cpu']}; "
+          f"1-min load average {load_at_start:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
+          f"commit {meta['commit']}; {meta['date']})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(suite.to_json(), f, indent=1)
