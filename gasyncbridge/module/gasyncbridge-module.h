@@ -24,7 +24,8 @@ PyObject *gab_module_gio_new (void);
 PyObject *gab_module_call_gio (PyObject        *self,
                                PyObject *const *args,
                                Py_ssize_t       nargs);
-/* The docstring of call_gio, with examples (gasyncbridge-call-gio.c). */
+/* The docstring of call_gio, with examples (gasyncbridge-call-gio.c), for
+ * the method table of gasyncbridge-module.c. */
 extern const char gab_module_call_gio_doc[];
 
 /* GIL, on a running loop: like gab_future_into_py(), but the result is a
@@ -35,8 +36,9 @@ extern const char gab_module_call_gio_doc[];
  * @cancellable (transfer full) is the one @start receives and must give to
  * GIO; Operation.cancel() cancels it on the runtime thread, and so does the
  * bridge's own cancellable (future collected, runtime shut down). Pass
- * %NULL when the operation cannot be cancelled: then cancel() drops the
- * result at once, as a plain bridge future does, and @start gets %NULL. */
+ * %NULL when the operation has no cancellable of its own: then cancel()
+ * drops the result at once, as a plain bridge future does, and @start
+ * gets the bridge's cancellable. */
 PyObject *gab_module_operation_new (GabStartFunc    start,
                                     GabFinishFunc   finish,
                                     gpointer        user_data,
