@@ -71,6 +71,7 @@ struct _Core
   guint          read_ahead;
   GabLoopItem    close_item;         /* for gab_async_iterator_close_soon() */
   gint           close_pushed;       /* atomic */
+  gint           driver_finished;    /* atomic: driver_done, for other threads */
 
   /* loop thread, GIL */
   PyObject      *aiter;
@@ -223,7 +224,23 @@ dispatch_run (GabLoopItem *item,
 void
 gab_streams_dispatch_later (GabLoopQueue *queue)
 {
-  Dispatch *self = g_new (Dispatch, 1);
+  Dispatch *self;
+
+  if (PyGILState_Check ())
+    {
+      GSource *current = g_main_current_source ();
+
+      /* Already inside the loop's dispatch of that context, on its thread:
+       * the dispatch goes on until nothing is ready, callbacks just added
+       * included. */
+      if (current != NULL
+          && g_source_get_context (current) == gab_loop_queue_get_dispatch_context (queue))
+        {
+          gab_loop_queue_unref (queue);
+          return;
+        }
+    }
+  self = g_new (Dispatch, 1);
 
   self->item.run = dispatch_run;
   self->queue = queue;
@@ -467,6 +484,7 @@ sink_done (PyObject *self,
   PyObject *cancelled, *exception = NULL;
 
   core->driver_done = TRUE;
+  g_atomic_int_set (&core->driver_finished, TRUE);
   core->fetching = FALSE;
   Py_CLEAR (core->waiter);
   /* The task referred to the sink, which refers to the core: let go. */
@@ -597,6 +615,7 @@ core_start_driver (Core *core)
 
 fail:
   core->driver_done = TRUE;
+  g_atomic_int_set (&core->driver_finished, TRUE);
   if (core->dead_error == NULL)
     {
       if (PyErr_Occurred ())
@@ -801,13 +820,13 @@ on_cancelled (GCancellable *cancellable,
 /* A GTask whose callback runs in the caller's thread-default context, or,
  * on a thread running an asyncio loop without one, from that loop (as
  * gab_task_new_for_caller() does, but with the iterator as the source). */
-static GTask *
-task_new (GabAsyncIterator     *self,
-          GCancellable         *cancellable,
-          GAsyncReadyCallback   callback,
-          gpointer              user_data,
-          gpointer              source_tag,
-          GabLoopQueue        **dispatch_queue)
+GTask *
+gab_streams_task_new (gpointer              self,
+                      GCancellable         *cancellable,
+                      GAsyncReadyCallback   callback,
+                      gpointer              user_data,
+                      gpointer              source_tag,
+                      GabLoopQueue        **dispatch_queue)
 {
   GMainContext *thread_default = g_main_context_get_thread_default ();
   GTask *task = NULL;
@@ -854,8 +873,8 @@ request_start (GabAsyncIterator     *self,
   req->cancel_item.run = request_cancel_run;
   req->core = core_ref (self->core);
   req->mode = mode;
-  req->task = task_new (self, cancellable, callback, user_data, source_tag,
-                        &req->dispatch_queue);
+  req->task = gab_streams_task_new (self, cancellable, callback, user_data, source_tag,
+                                    &req->dispatch_queue);
   g_task_set_name (req->task, name);
   if (cancellable != NULL)
     {
@@ -889,6 +908,10 @@ gab_async_iterator_close_soon (GabAsyncIterator *self)
 {
   Core *core = self->core;
 
+  /* Once the driver is done, aclose() has run: nothing left to close (and
+   * no item to leave behind for a loop that may have stopped). */
+  if (g_atomic_int_get (&core->driver_finished))
+    return;
   if (g_atomic_int_compare_and_exchange (&core->close_pushed, FALSE, TRUE))
     {
       core->close_item.run = close_item_run;

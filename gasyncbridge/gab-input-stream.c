@@ -56,9 +56,38 @@ take_kept (GabInputStream *self,
 
 typedef struct
 {
-  guint8 *buffer;
-  gsize   count;
+  guint8       *buffer;
+  gsize         count;
+  GabLoopQueue *dispatch_queue;   /* see gab_streams_task_new() */
 } ReadData;
+
+static void
+read_data_free (gpointer data)
+{
+  ReadData *read = data;
+
+  g_clear_pointer (&read->dispatch_queue, gab_loop_queue_unref);
+  g_free (read);
+}
+
+/* Returns @task (taken) with @n or @error, and has its callback dispatched
+ * from the loop if it was made for one. */
+static void
+read_return (GTask  *task,
+             gssize  n,
+             GError *error)
+{
+  ReadData *read = g_task_get_task_data (task);
+  GabLoopQueue *queue = g_steal_pointer (&read->dispatch_queue);
+
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_int (task, n);
+  g_object_unref (task);
+  if (queue != NULL)
+    gab_streams_dispatch_later (queue);
+}
 
 static void
 read_next_ready (GObject      *source,
@@ -73,24 +102,22 @@ read_next_ready (GObject      *source,
 
   bytes = gab_async_iterator_next_bytes_finish (GAB_ASYNC_ITERATOR (source), result, &error);
   if (error != NULL)
-    g_task_return_error (task, error);
+    read_return (task, -1, error);
   else if (bytes == NULL)
-    g_task_return_int (task, 0);   /* the end */
+    read_return (task, 0, NULL);   /* the end */
   else if (g_bytes_get_size (bytes) == 0)
     {
       /* An empty chunk is not the end: 0 would mean EOF to the reader. */
       g_bytes_unref (bytes);
       gab_async_iterator_next_bytes_async (self->iterator, g_task_get_cancellable (task),
                                            read_next_ready, task);
-      return;
     }
   else
     {
       self->chunk = bytes;
       self->offset = 0;
-      g_task_return_int (task, (gssize) take_kept (self, read->buffer, read->count));
+      read_return (task, (gssize) take_kept (self, read->buffer, read->count), NULL);
     }
-  g_object_unref (task);
 }
 
 static void
@@ -103,22 +130,20 @@ gab_input_stream_read_async (GInputStream        *stream,
                              gpointer             user_data)
 {
   GabInputStream *self = GAB_INPUT_STREAM (stream);
-  GTask *task = g_task_new (stream, cancellable, callback, user_data);
-  ReadData *read;
+  ReadData *read = g_new0 (ReadData, 1);
+  GTask *task;
 
-  g_task_set_source_tag (task, gab_input_stream_read_async);
+  /* A read started on the loop thread calls back from the loop. */
+  task = gab_streams_task_new (stream, cancellable, callback, user_data,
+                               gab_input_stream_read_async, &read->dispatch_queue);
   g_task_set_priority (task, io_priority);
-  if (count == 0 || self->chunk != NULL)
-    {
-      g_task_return_int (task, (gssize) take_kept (self, buffer, count));
-      g_object_unref (task);
-      return;
-    }
-  read = g_new (ReadData, 1);
   read->buffer = buffer;
   read->count = count;
-  g_task_set_task_data (task, read, g_free);
-  gab_async_iterator_next_bytes_async (self->iterator, cancellable, read_next_ready, task);
+  g_task_set_task_data (task, read, read_data_free);
+  if (count == 0 || self->chunk != NULL)
+    read_return (task, (gssize) take_kept (self, buffer, count), NULL);
+  else
+    gab_async_iterator_next_bytes_async (self->iterator, cancellable, read_next_ready, task);
 }
 
 static gssize
@@ -136,13 +161,17 @@ close_ready (GObject      *source,
              gpointer      data)
 {
   GTask *task = data;
+  GabLoopQueue *queue = g_task_get_task_data (task);
   GError *error = NULL;
 
+  g_task_set_task_data (task, NULL, NULL);
   if (gab_async_iterator_close_finish (GAB_ASYNC_ITERATOR (source), result, &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
   g_object_unref (task);
+  if (queue != NULL)
+    gab_streams_dispatch_later (queue);
 }
 
 static void
@@ -153,9 +182,12 @@ gab_input_stream_close_async (GInputStream        *stream,
                               gpointer             user_data)
 {
   GabInputStream *self = GAB_INPUT_STREAM (stream);
-  GTask *task = g_task_new (stream, cancellable, callback, user_data);
+  GabLoopQueue *queue = NULL;
+  GTask *task = gab_streams_task_new (stream, cancellable, callback, user_data,
+                                      gab_input_stream_close_async, &queue);
 
-  g_task_set_source_tag (task, gab_input_stream_close_async);
+  /* The task data holds the dispatch queue until the task returns. */
+  g_task_set_task_data (task, queue, NULL);
   g_clear_pointer (&self->chunk, g_bytes_unref);
   /* Completes once aclose() has run on the loop. */
   gab_async_iterator_close_async (self->iterator, cancellable, close_ready, task);

@@ -500,3 +500,12 @@ async def round_trip_through_gio():
         await writer.drain()
     await writer.wait_closed()
     assert contents() == b"".join(lines)
+
+
+async def input_read_on_loop():
+    data = os.urandom(25_000)
+
+    async def gen():
+        for i in range(0, len(data), 3000):
+            yield data[i:i + 3000]
+    assert await c.read_on_loop(gen()) == data

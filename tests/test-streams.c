@@ -864,6 +864,82 @@ c_read_then_close (PyObject *module,
   return start_worker (read_close_worker, self, read_close_free);
 }
 
+/* read_on_loop(aiterable): async reads started on the loop thread, whose
+ * callbacks come from the loop; then close_async the same way. */
+typedef struct
+{
+  GInputStream *in;
+  GByteArray   *data;
+  guint8        buffer[1000];
+  PyObject     *future;
+} LoopRead;
+
+static void
+loop_read_closed (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  LoopRead *self = user_data;
+  GError *error = NULL;
+  PyObject *ret;
+
+  g_assert_true (PyGILState_Check ());
+  g_input_stream_close_finish (self->in, result, &error);
+  g_assert_no_error (error);
+  ret = PyObject_CallMethod (self->future, "set_result", "y#", self->data->data,
+                             (Py_ssize_t) self->data->len);
+  Py_XDECREF (ret);
+  Py_DECREF (self->future);
+  g_byte_array_unref (self->data);
+  g_object_unref (self->in);
+  g_free (self);
+}
+
+static void
+loop_read_ready (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  LoopRead *self = user_data;
+  GError *error = NULL;
+  gssize n;
+
+  g_assert_true (PyGILState_Check ());
+  n = g_input_stream_read_finish (self->in, result, &error);
+  g_assert_no_error (error);
+  if (n > 0)
+    {
+      g_byte_array_append (self->data, self->buffer, (guint) n);
+      g_input_stream_read_async (self->in, self->buffer, sizeof self->buffer,
+                                 G_PRIORITY_DEFAULT, NULL, loop_read_ready, self);
+    }
+  else
+    g_input_stream_close_async (self->in, G_PRIORITY_DEFAULT, NULL, loop_read_closed, self);
+}
+
+static PyObject *
+c_read_on_loop (PyObject *module,
+                PyObject *aiterable)
+{
+  LoopRead *self;
+  Reply *reply;
+  GInputStream *in = input_from_python (aiterable);
+
+  if (in == NULL)
+    return NULL;
+  self = g_new0 (LoopRead, 1);
+  self->in = in;
+  self->data = g_byte_array_new ();
+  reply = reply_new ();
+  self->future = Py_NewRef (reply->future);
+  Py_DECREF (reply->loop);
+  Py_DECREF (reply->future);
+  g_free (reply);
+  g_input_stream_read_async (in, self->buffer, sizeof self->buffer, G_PRIORITY_DEFAULT,
+                             NULL, loop_read_ready, self);
+  return Py_NewRef (self->future);
+}
+
 /* sync_read_here(aiterable): a sync read on the loop thread: must fail */
 static PyObject *
 c_sync_read_here (PyObject *module,
@@ -1241,6 +1317,7 @@ static PyMethodDef c_methods[] = {
   { "subprocess_cat", c_subprocess_cat, METH_O, NULL },
   { "read_then_close", c_read_then_close, METH_VARARGS, NULL },
   { "sync_read_here", c_sync_read_here, METH_O, NULL },
+  { "read_on_loop", c_read_on_loop, METH_O, NULL },
   { "sync_read_on_runtime", c_sync_read_on_runtime, METH_O, NULL },
   { "rss_reset", c_rss_reset, METH_NOARGS, NULL },
   { "rss_peak", c_rss_peak, METH_NOARGS, NULL },
@@ -1377,6 +1454,7 @@ test_input_stream_consumers (void)
   run_scenario ("input_read_sizes", NULL);
   run_scenario ("input_lines", NULL);
   run_scenario ("input_subprocess", NULL);
+  run_scenario ("input_read_on_loop", NULL);
   run_scenario ("input_to_file_and_back", NULL);
 }
 
