@@ -95,6 +95,22 @@ struct _GabAsyncIterator
   Core    *core;
 };
 
+/**
+ * GabAsyncIterator:
+ *
+ * A Python async iterable consumed from C, one item per request: see
+ * gab_async_iterator_new(). The Python side is advanced on its event loop
+ * only when C asks (or to keep `read_ahead` items ready); cancelling a
+ * request or dropping the handle closes it there (its `aclose()` runs).
+ */
+
+/**
+ * gab_async_iterator_get_type:
+ *
+ * The #GType of #GabAsyncIterator.
+ *
+ * Returns: the type
+ */
 G_DEFINE_FINAL_TYPE (GabAsyncIterator, gab_async_iterator, G_TYPE_OBJECT)
 
 /* The driver. `want()` answers True (fetch one), False (stop) or a future

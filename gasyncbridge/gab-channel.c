@@ -47,6 +47,21 @@ struct _GabChannel
   gboolean      has_consumer;   /* GIL */
 };
 
+/**
+ * GabChannel:
+ *
+ * A bounded channel of #GVariant items from C code on any thread to one
+ * Python consumer: see gab_channel_new(), gab_channel_send_async() and
+ * gab_channel_to_python().
+ */
+
+/**
+ * gab_channel_get_type:
+ *
+ * The #GType of #GabChannel.
+ *
+ * Returns: the type
+ */
 G_DEFINE_FINAL_TYPE (GabChannel, gab_channel, G_TYPE_OBJECT)
 
 static const char channel_source[] =

@@ -27,6 +27,20 @@ struct _GabInputStream
   gsize             offset;     /* into chunk */
 };
 
+/**
+ * GabInputStream:
+ *
+ * A #GInputStream whose data comes from a Python async iterable of
+ * bytes-like chunks: see gab_input_stream_new().
+ */
+
+/**
+ * gab_input_stream_get_type:
+ *
+ * The #GType of #GabInputStream.
+ *
+ * Returns: the type
+ */
 G_DEFINE_FINAL_TYPE (GabInputStream, gab_input_stream, G_TYPE_INPUT_STREAM)
 
 /* Copies what is kept into @buffer. */

@@ -1487,6 +1487,67 @@ test_channel_ends (void)
   run_scenario ("channel_refused_sends", NULL);
 }
 
+static void
+test_preconditions (void)
+{
+  g_test_expect_message ("Gab", G_LOG_LEVEL_CRITICAL, "*aiterable != NULL*");
+  g_assert_null (gab_async_iterator_new (NULL, 0, NULL));
+  g_test_assert_expected_messages ();
+
+  g_test_expect_message ("Gab", G_LOG_LEVEL_CRITICAL, "*GAB_IS_ASYNC_ITERATOR*");
+  gab_async_iterator_next_async (NULL, NULL, NULL, NULL);
+  g_test_assert_expected_messages ();
+
+  g_test_expect_message ("Gab", G_LOG_LEVEL_CRITICAL, "*GAB_IS_ASYNC_ITERATOR*");
+  g_assert_null (gab_async_iterator_next_variant_finish (NULL, NULL, NULL));
+  g_test_assert_expected_messages ();
+
+  g_test_expect_message ("Gab", G_LOG_LEVEL_CRITICAL, "*aiterable != NULL*");
+  g_assert_null (gab_input_stream_new (NULL, NULL));
+  g_test_assert_expected_messages ();
+
+  g_test_expect_message ("Gab", G_LOG_LEVEL_CRITICAL, "*G_IS_INPUT_STREAM*");
+  g_assert_null (gab_stream_reader_new (NULL, 0));
+  g_test_assert_expected_messages ();
+
+  g_test_expect_message ("Gab", G_LOG_LEVEL_CRITICAL, "*G_IS_OUTPUT_STREAM*");
+  g_assert_null (gab_stream_writer_new (NULL));
+  g_test_assert_expected_messages ();
+
+  g_test_expect_message ("Gab", G_LOG_LEVEL_CRITICAL, "*capacity > 0*");
+  g_assert_null (gab_channel_new (0));
+  g_test_assert_expected_messages ();
+
+  {
+    GabChannel *channel = gab_channel_new (1);
+
+    g_test_expect_message ("Gab", G_LOG_LEVEL_CRITICAL, "*item != NULL*");
+    gab_channel_send_async (channel, NULL, NULL, NULL, NULL);
+    g_test_assert_expected_messages ();
+    /* closing twice is harmless */
+    gab_channel_close (channel, NULL);
+    gab_channel_close (channel, NULL);
+    g_object_unref (channel);
+  }
+
+  {
+    /* No loop is known outside a loop: a clear error. */
+    GError *error = NULL;
+    PyObject *gen;
+    PyObject *helpers = PyImport_ImportModule ("helpers_streams");
+
+    g_assert_nonnull (helpers);
+    gen = PyObject_CallMethod (helpers, "numbers", "i", 3);
+    g_assert_null (gab_async_iterator_new (gen, 0, &error));
+    g_assert_error (error, GAB_ERROR, GAB_ERROR_NO_LOOP);
+    g_clear_error (&error);
+    Py_XDECREF (PyObject_CallMethod (gen, "aclose", NULL));
+    PyErr_Clear ();
+    Py_DECREF (gen);
+    Py_DECREF (helpers);
+  }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1496,6 +1557,7 @@ main (int    argc,
   g_test_init (&argc, &argv, NULL);
   PyImport_AppendInittab ("_streams_c", c_module_init);
   Py_InitializeEx (0);
+  g_test_add_func ("/streams/preconditions", test_preconditions);
   g_test_add_func ("/streams/iterator/thousand-items", test_thousand_items);
   g_test_add_func ("/streams/iterator/thousand-items-on-loop", test_thousand_items_on_loop);
   g_test_add_func ("/streams/iterator/error-at-k", test_error_at_k);

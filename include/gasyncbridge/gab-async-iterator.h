@@ -15,6 +15,11 @@
 
 G_BEGIN_DECLS
 
+/**
+ * GAB_TYPE_ASYNC_ITERATOR:
+ *
+ * The #GType of #GabAsyncIterator.
+ */
 #define GAB_TYPE_ASYNC_ITERATOR (gab_async_iterator_get_type ())
 
 GAB_EXTERN

@@ -15,6 +15,11 @@
 
 G_BEGIN_DECLS
 
+/**
+ * GAB_TYPE_CHANNEL:
+ *
+ * The #GType of #GabChannel.
+ */
 #define GAB_TYPE_CHANNEL (gab_channel_get_type ())
 
 GAB_EXTERN

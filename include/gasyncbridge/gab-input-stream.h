@@ -15,6 +15,11 @@
 
 G_BEGIN_DECLS
 
+/**
+ * GAB_TYPE_INPUT_STREAM:
+ *
+ * The #GType of #GabInputStream.
+ */
 #define GAB_TYPE_INPUT_STREAM (gab_input_stream_get_type ())
 
 GAB_EXTERN
