@@ -452,6 +452,24 @@ errno_for_error (const GError *error)
       if (error->code >= 0 && (gsize) error->code < G_N_ELEMENTS (file_errno))
         return file_errno[error->code];
     }
+  else if (error->domain == G_SPAWN_ERROR)
+    {
+      /* A program that cannot be started: what asyncio raises there. */
+      static const int spawn_errno[] = {
+        [G_SPAWN_ERROR_NOMEM] = ENOMEM, [G_SPAWN_ERROR_ACCES] = EACCES,
+        [G_SPAWN_ERROR_PERM] = EPERM, [G_SPAWN_ERROR_TOO_BIG] = E2BIG,
+        [G_SPAWN_ERROR_NOEXEC] = ENOEXEC, [G_SPAWN_ERROR_NAMETOOLONG] = ENAMETOOLONG,
+        [G_SPAWN_ERROR_NOENT] = ENOENT, [G_SPAWN_ERROR_NOTDIR] = ENOTDIR,
+        [G_SPAWN_ERROR_LOOP] = ELOOP, [G_SPAWN_ERROR_TXTBUSY] = ETXTBSY,
+        [G_SPAWN_ERROR_IO] = EIO, [G_SPAWN_ERROR_NFILE] = ENFILE,
+        [G_SPAWN_ERROR_MFILE] = EMFILE, [G_SPAWN_ERROR_INVAL] = EINVAL,
+        [G_SPAWN_ERROR_ISDIR] = EISDIR,
+      };
+
+      if (error->code >= 0 && (gsize) error->code < G_N_ELEMENTS (spawn_errno)
+          && spawn_errno[error->code] != 0)
+        return spawn_errno[error->code];
+    }
   return 0;
 }
 

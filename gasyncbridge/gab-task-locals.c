@@ -223,7 +223,8 @@ gab_task_locals_set_default (GabTaskLocals *locals)
  * ones made current by the bridge (in a #GabStartFunc, say) or by
  * gab_task_locals_push(); else, on a thread running an asyncio loop, that
  * loop with a copy of the current context; else the default set with
- * gab_task_locals_set_default(). Needs the GIL.
+ * gab_task_locals_set_default(). Needs no GIL when locals are current (in
+ * a #GabStartFunc, say) or a default is set; the running-loop case needs it.
  *
  * Returns: (transfer full) (nullable): task locals, or %NULL if none is
  *   known

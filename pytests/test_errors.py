@@ -93,3 +93,12 @@ def test_glib_error_pickles_and_has_defaults():
     assert (e.message, e.domain, e.code) == ("m", "d", 2)
     e = gasyncbridge.GLibError("only a message")
     assert (e.domain, e.code) == (None, 0)
+
+
+def test_spawn_errors_map_like_asyncio_subprocess():
+    exc = tm.error_from_gerror("g-exec-error-quark", 8, "no such program")  # G_SPAWN_ERROR_NOENT
+    assert type(exc) is FileNotFoundError
+    exc = tm.error_from_gerror("g-exec-error-quark", 3, "not executable")  # G_SPAWN_ERROR_ACCES
+    assert type(exc) is PermissionError
+    exc = tm.error_from_gerror("g-exec-error-quark", 0, "fork failed")  # G_SPAWN_ERROR_FORK
+    assert type(exc) is gasyncbridge.GLibError

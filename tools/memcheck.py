@@ -29,7 +29,9 @@ def main(argv):
     with tempfile.NamedTemporaryFile(prefix="memcheck-", suffix=".log", delete=False) as log:
         log_path = log.name
     cmd = ["valgrind", "--tool=memcheck", "--leak-check=full", "--show-leak-kinds=definite",
-           "--num-callers=40", "--track-origins=no", f"--log-file={log_path}"]
+           "--num-callers=40", "--track-origins=no",
+           # GSubprocess forks: the child's report would be about a copy of us
+           "--child-silent-after-fork=yes", f"--log-file={log_path}"]
     cmd += [f"--suppressions={s}" for s in supps if os.path.exists(s)]
     env = dict(os.environ, PYTHONMALLOC="malloc", G_SLICE="always-malloc")
     status = subprocess.call(cmd + argv, env=env)

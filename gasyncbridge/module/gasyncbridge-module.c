@@ -302,11 +302,7 @@ static PyMethodDef module_methods[] = {
   { "run_in_runtime", (PyCFunction) (void (*) (void)) module_run_in_runtime,
     METH_FASTCALL, run_in_runtime_doc },
   { "call_gio", (PyCFunction) (void (*) (void)) gab_module_call_gio,
-    METH_FASTCALL,
-    "call_gio(async_method, /, *args)\n--\n\n"
-    "Await any PyGObject *_async bound method: it is called on the runtime\n"
-    "thread with a cancellable and callback, and its *_finish result is\n"
-    "returned. Cancelling the awaiting task cancels the operation." },
+    METH_FASTCALL, gab_module_call_gio_doc },
   { "init", module_init_runtime, METH_NOARGS,
     "init()\n--\n\nStart the runtime (or restart it after shutdown()). Usually implicit." },
   { "shutdown", module_shutdown, METH_NOARGS,
