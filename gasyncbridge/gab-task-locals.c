@@ -307,3 +307,62 @@ gab_get_current_loop (void)
     }
   return Py_NewRef (loop);
 }
+
+typedef struct
+{
+  GabLoopItem     item;
+  GabLoopFunc     func;
+  gpointer        data;
+  GDestroyNotify  notify;
+} InvokeItem;
+
+static void
+invoke_item_run (GabLoopItem *item,
+                 gboolean     alive)
+{
+  InvokeItem *self = (InvokeItem *) item;
+
+  if (alive)
+    {
+      self->func (self->data);
+      /* A Python error left by func has nobody else to report to. */
+      if (PyErr_Occurred ())
+        PyErr_WriteUnraisable (Py_None);
+    }
+  if (self->notify != NULL)
+    self->notify (self->data);
+  g_free (self);
+}
+
+/**
+ * gab_task_locals_invoke:
+ * @locals: task locals
+ * @func: the function to run on @locals' loop
+ * @data: (closure): data for @func
+ * @notify: (nullable): frees @data; called with the GIL after @func, or
+ *   instead of it if the loop has gone away
+ *
+ * Runs @func on the thread of @locals' event loop, from the loop, with the
+ * GIL held — in the order of the calls, batched with the bridge's other
+ * completions (one wakeup of the loop per batch). Any thread, no GIL needed:
+ * this is how C code on the runtime thread hands work to Python (progress
+ * reports, say) without taking the GIL itself.
+ */
+void
+gab_task_locals_invoke (GabTaskLocals  *locals,
+                        GabLoopFunc     func,
+                        gpointer        data,
+                        GDestroyNotify  notify)
+{
+  InvokeItem *self;
+
+  g_return_if_fail (locals != NULL);
+  g_return_if_fail (func != NULL);
+
+  self = g_new0 (InvokeItem, 1);
+  self->item.run = invoke_item_run;
+  self->func = func;
+  self->data = data;
+  self->notify = notify;
+  gab_loop_queue_push (locals->queue, &self->item);
+}

@@ -62,6 +62,24 @@ test_no_loop_known (void)
   PyEval_RestoreThread (ts);
 }
 
+static GMutex   invoked_lock;
+static GCond    invoked_cond;
+static guint    invoked;
+static gboolean invoked_in_order = TRUE;
+
+static void
+count_on_loop (gpointer data)
+{
+  /* On the loop thread, from the loop, with the GIL. */
+  g_assert_true (PyGILState_Check ());
+  g_mutex_lock (&invoked_lock);
+  if (GPOINTER_TO_UINT (data) != invoked)
+    invoked_in_order = FALSE;
+  invoked++;
+  g_cond_broadcast (&invoked_cond);
+  g_mutex_unlock (&invoked_lock);
+}
+
 /* The worker side of the loop tests: runs while the main thread runs the
  * loop, then stops it. */
 static gpointer
@@ -99,6 +117,22 @@ worker_calls (gpointer data)
     PyGILState_Release (st);
   }
   wait_clear (&wait);
+
+  /* Hand work to the loop thread without the GIL. */
+  {
+    GabTaskLocals *locals = gab_task_locals_get_current ();   /* the default */
+
+    g_assert_nonnull (locals);
+    g_mutex_lock (&invoked_lock);
+    invoked = 0;
+    for (guint i = 0; i < 100; i++)
+      gab_task_locals_invoke (locals, count_on_loop, GUINT_TO_POINTER (i), NULL);
+    while (invoked < 100)
+      g_cond_wait (&invoked_cond, &invoked_lock);
+    g_mutex_unlock (&invoked_lock);
+    g_assert_true (invoked_in_order);
+    gab_task_locals_unref (locals);
+  }
 
   /* still works after all that */
   call_and_wait ("helpers_unit", "double", g_variant_new ("(x)", 5), &wait);

@@ -23,6 +23,14 @@ G_BEGIN_DECLS
  */
 typedef struct _GabTaskLocals GabTaskLocals;
 
+/**
+ * GabLoopFunc:
+ * @data: the data given to gab_task_locals_invoke()
+ *
+ * A function run on an asyncio loop's thread, from the loop, with the GIL.
+ */
+typedef void (*GabLoopFunc) (gpointer data);
+
 GAB_EXTERN
 GType          gab_task_locals_get_type     (void) G_GNUC_CONST;
 GAB_EXTERN
@@ -44,6 +52,11 @@ GAB_EXTERN
 void           gab_task_locals_pop          (GabTaskLocals *locals);
 GAB_EXTERN
 void           gab_task_locals_set_default  (GabTaskLocals *locals);
+GAB_EXTERN
+void           gab_task_locals_invoke       (GabTaskLocals  *locals,
+                                             GabLoopFunc     func,
+                                             gpointer        data,
+                                             GDestroyNotify  notify);
 GAB_EXTERN
 PyObject      *gab_get_current_loop         (void);
 
