@@ -1382,6 +1382,73 @@ run_scenario (const gchar *name,
   Py_DECREF (helpers);
 }
 
+/* The same on a uvloop loop, when uvloop is there and wanted (the
+ * memcheck run sets GAB_TEST_LOOPS=asyncio: uvloop's own allocations are
+ * not ours to judge). */
+static void
+run_scenario_uvloop (const gchar *name,
+                     const gchar *format,
+                     ...)
+{
+  const gchar *loops = g_getenv ("GAB_TEST_LOOPS");
+  PyObject *uvloop, *helpers, *func, *args, *coro, *loop, *ret;
+  va_list ap;
+
+  if (loops != NULL && strstr (loops, "uvloop") == NULL)
+    return;
+  uvloop = PyImport_ImportModule ("uvloop");
+  if (uvloop == NULL)
+    {
+      PyErr_Clear ();
+      g_test_message ("uvloop is not installed: %s not run on it", name);
+      return;
+    }
+  helpers = PyImport_ImportModule ("helpers_streams");
+  func = PyObject_GetAttrString (helpers, name);
+  va_start (ap, format);
+  args = format != NULL ? Py_VaBuildValue (format, ap) : PyTuple_New (0);
+  va_end (ap);
+  coro = PyObject_Call (func, args, NULL);
+  g_assert_nonnull (coro);
+  loop = PyObject_CallMethod (uvloop, "new_event_loop", NULL);
+  g_assert_nonnull (loop);
+  ret = gab_run_until_complete (loop, coro);
+  if (ret == NULL)
+    {
+      PyErr_Print ();
+      g_test_fail_printf ("scenario %s failed on uvloop", name);
+    }
+  Py_XDECREF (ret);
+  ret = PyObject_CallMethod (loop, "run_until_complete", "N",
+                             PyObject_CallMethod (loop, "shutdown_asyncgens", NULL));
+  Py_XDECREF (ret);
+  Py_XDECREF (PyObject_CallMethod (loop, "close", NULL));
+  PyErr_Clear ();
+  Py_DECREF (loop);
+  Py_DECREF (coro);
+  Py_DECREF (args);
+  Py_DECREF (func);
+  Py_DECREF (helpers);
+  Py_DECREF (uvloop);
+}
+
+static void
+test_on_uvloop (void)
+{
+  run_scenario_uvloop ("thousand_items", "(Is)", 0, "object");
+  run_scenario_uvloop ("thousand_items", "(Is)", 16, "variant");
+  run_scenario_uvloop ("thousand_items_on_loop", "(I)", 4);
+  run_scenario_uvloop ("error_at_k", "(Is)", 2, "object");
+  run_scenario_uvloop ("cancel_midway", "(IO)", 4, Py_True);
+  run_scenario_uvloop ("cancel_while_fetching", NULL);
+  run_scenario_uvloop ("input_read_sizes", NULL);
+  run_scenario_uvloop ("input_lines", NULL);
+  run_scenario_uvloop ("input_read_on_loop", NULL);
+  run_scenario_uvloop ("round_trip_through_gio", NULL);
+  run_scenario_uvloop ("channel_many_producers", "(iii)", 4, 1000, 8);
+  run_scenario_uvloop ("channel_refused_sends", NULL);
+}
+
 static void
 test_thousand_items (void)
 {
@@ -1571,6 +1638,7 @@ main (int    argc,
   g_test_add_func ("/streams/reader-writer/from-c", test_reader_writer_from_c);
   g_test_add_func ("/streams/channel/producers", test_channel_producers);
   g_test_add_func ("/streams/channel/ends", test_channel_ends);
+  g_test_add_func ("/streams/uvloop", test_on_uvloop);
   ret = g_test_run ();
   /* atexit runs gab_shutdown() before Python goes. */
   if (Py_FinalizeEx () < 0)
