@@ -17,7 +17,8 @@
  *                                  a C worker thread awaits Python through
  *                                  gab_call_async (its own GMainContext,
  *                                  blocked until the callback), as a C
- *                                  program's thread would
+ *                                  program's thread would; cancelling the
+ *                                  future cancels the Python side
  *   locals_new(loop)               task locals of a loop, as a capsule
  *   hold_gil(seconds)              C code that keeps the GIL, busy
  *   stats()                        counters of all of the above (tests
@@ -515,6 +516,7 @@ typedef struct
   gchar         *function;
   GVariant      *args;
   GabTaskLocals *locals;     /* explicit, or the caller's (captured in start) */
+  GCancellable  *cancellable; /* the operation's: cancels the Python side */
   GTask         *task;       /* completes on the runtime thread's context */
   /* the worker's wait */
   GMainContext  *context;
@@ -532,6 +534,7 @@ in_thread_free (gpointer data)
   g_free (self->function);
   g_clear_pointer (&self->args, g_variant_unref);
   g_clear_pointer (&self->locals, gab_task_locals_unref);
+  g_clear_object (&self->cancellable);
   g_clear_pointer (&self->result, g_variant_unref);
   g_clear_error (&self->error);
   g_free (self);
@@ -563,7 +566,7 @@ in_thread_main (gpointer data)
     gab_task_locals_push (self->locals);
   gab_call_async (self->module, self->function,
                   self->args != NULL ? g_variant_ref (self->args) : NULL,
-                  NULL, in_thread_done, self);
+                  self->cancellable, in_thread_done, self);
   while (!self->done)
     g_main_context_iteration (self->context, TRUE);
   if (self->locals != NULL)
@@ -590,6 +593,7 @@ in_thread_start (GCancellable        *cancellable,
   InThread *self = user_data;
 
   self->task = g_task_new (NULL, NULL, callback, callback_data);
+  self->cancellable = g_object_ref (cancellable);
   if (self->locals == NULL)
     /* The Python caller's loop and context (current here, in a start). */
     self->locals = gab_task_locals_get_current ();
