@@ -268,9 +268,9 @@ append_fs (GPtrArray *array,
   return TRUE;
 }
 
-/* The parent's end of a pipe, made non-blocking: GIO then polls it, and a
- * big write to a child that is slow to read never blocks the runtime
- * thread (GSubprocess's pipes are blocking). */
+/* The parent's end of a pipe, made non-blocking (GSubprocess leaves them
+ * blocking): GIO polls it either way, and then no read() or write() on it
+ * can ever hold up the runtime thread, whatever the child does. */
 static void
 set_nonblocking (GObject *stream)
 {
