@@ -186,8 +186,16 @@ gab_call_async (const gchar         *module,
   call->args = g_steal_pointer (&owned_args);
   /* Always through the queue, even on the loop thread: the call must not
    * run Python inside the caller's stack. */
-  gab_loop_queue_push (call->locals->queue, &call->item);
-  return;
+  if (gab_loop_queue_try_push (call->locals->queue, &call->item))
+    return;
+  /* The loop is gone: say so now rather than when somebody next holds the
+   * GIL. Nothing here needs it. */
+  call->task = NULL;
+  call->dispatch_queue = NULL;
+  call_free (call);
+  g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+                       "gab_call_async: the asyncio event loop of the task "
+                       "locals has been closed and collected");
 
 fail:
   gab_into_future_return (task, dispatch_queue, TRUE, NULL, NULL, error);

@@ -341,18 +341,22 @@ gab_task_new_for_caller (GCancellable         *cancellable,
                      gpointer              source_tag,
                      GabLoopQueue        **dispatch_queue)
 {
+  GMainContext *thread_default = g_main_context_get_thread_default ();
   GTask *task;
 
   *dispatch_queue = NULL;
-  if (g_main_context_get_thread_default () == NULL
-      && Py_IsInitialized () && PyGILState_Check () && gab_python_ensure ())
+  if (Py_IsInitialized () && PyGILState_Check () && gab_python_ensure ())
     {
       PyObject *loop = gab_py_running_loop ();
       GabLoopQueue *queue = loop != NULL ? gab_loop_queue_get (loop) : NULL;
 
       Py_XDECREF (loop);
       PyErr_Clear ();
-      if (queue != NULL)
+      /* No context of the thread's own, or the private one we pushed
+       * ourselves (GTask pushes it while a callback of ours runs). */
+      if (queue != NULL
+          && (thread_default == NULL
+              || thread_default == gab_loop_queue_get_dispatch_context (queue)))
         {
           GMainContext *ctx = gab_loop_queue_get_dispatch_context (queue);
 

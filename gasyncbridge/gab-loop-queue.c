@@ -137,6 +137,14 @@ void
 gab_loop_queue_push (GabLoopQueue *queue,
                      GabLoopItem  *item)
 {
+  if (G_UNLIKELY (!gab_loop_queue_try_push (queue, item)))
+    gab_orphan_push (item);
+}
+
+gboolean
+gab_loop_queue_try_push (GabLoopQueue *queue,
+                         GabLoopItem  *item)
+{
   gboolean wake;
 
   item->next = NULL;
@@ -144,8 +152,7 @@ gab_loop_queue_push (GabLoopQueue *queue,
   if (G_UNLIKELY (queue->dead))
     {
       g_mutex_unlock (&queue->lock);
-      gab_orphan_push (item);
-      return;
+      return FALSE;
     }
   if (queue->tail != NULL)
     queue->tail->next = item;
@@ -164,6 +171,7 @@ gab_loop_queue_push (GabLoopQueue *queue,
       while (write (queue->fd, &one, sizeof one) < 0 && errno == EINTR)
         ;
     }
+  return TRUE;
 }
 
 static GabLoopItem *
@@ -352,8 +360,12 @@ gab_loop_queues_close (void)
   GHashTableIter iter;
   gpointer value;
 
+  GSList *batches = NULL;
+
   if (queues == NULL)
     return;
+  /* Take the items first, run them after: running one may drop the last
+   * reference to a loop, whose weakref callback edits the table. */
   g_hash_table_iter_init (&iter, queues);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
@@ -368,8 +380,16 @@ gab_loop_queues_close (void)
       PyErr_Clear ();
       /* A running loop drains its own queue; the others never will. */
       if (is_running != 1)
-        run_items (queue_steal (queue, FALSE), FALSE);
+        {
+          GabLoopItem *items = queue_steal (queue, FALSE);
+
+          if (items != NULL)
+            batches = g_slist_prepend (batches, items);
+        }
     }
+  for (GSList *l = batches; l != NULL; l = l->next)
+    run_items (l->data, FALSE);
+  g_slist_free (batches);
 }
 
 void

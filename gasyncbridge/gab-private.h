@@ -116,6 +116,10 @@ GMainContext *gab_loop_queue_get_dispatch_context (GabLoopQueue *queue);
 void          gab_loop_queue_dispatch     (GabLoopQueue *queue);
 void          gab_loop_queue_push         (GabLoopQueue *queue,
                                            GabLoopItem  *item);   /* any thread, no GIL */
+/* Like gab_loop_queue_push(), but FALSE (item not taken) when the loop is
+ * gone, so that a caller without the GIL can fail at once. */
+gboolean      gab_loop_queue_try_push     (GabLoopQueue *queue,
+                                           GabLoopItem  *item);
 /* Any thread, no GIL: run @item under the GIL at the next opportunity. */
 void          gab_orphan_push             (GabLoopItem  *item);
 /* GIL held: run orphaned items. Cheap when there are none. */
