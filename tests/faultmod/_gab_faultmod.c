@@ -12,6 +12,7 @@
  *                                  test synchronises on that event, not on
  *                                  a sleep
  *   op(mode, arg)                  an operation whose finish misbehaves
+ *   fail_raw(domain, code, bytes)  a GError whose message is not UTF-8
  *   deaf()                         an operation that ignores cancellation
  *   call_in_thread(module, func, args, locals)
  *                                  a C worker thread awaits Python through
@@ -442,6 +443,58 @@ f_op (PyObject *self,
   return gab_future_into_py (now_start, misbehave_finish, data, misbehave_free);
 }
 
+/* ---- fail_raw(domain, code, message): any bytes as a GError message ---- */
+
+typedef struct
+{
+  GQuark  domain;
+  gint    code;
+  gchar  *message;   /* not necessarily UTF-8, as GLib's messages sometimes are */
+} FailRaw;
+
+static void
+fail_raw_free (gpointer data)
+{
+  FailRaw *self = data;
+
+  g_free (self->message);
+  g_free (self);
+  count (&n_freed);
+}
+
+static PyObject *
+fail_raw_finish (GObject       *source,
+                 GAsyncResult  *result,
+                 gpointer       user_data,
+                 GError       **error)
+{
+  FailRaw *self = user_data;
+
+  count (&n_finished);
+  if (!g_task_propagate_boolean (G_TASK (result), error))
+    return NULL;
+  g_set_error_literal (error, self->domain, self->code, self->message);
+  return NULL;
+}
+
+static PyObject *
+f_fail_raw (PyObject *self,
+            PyObject *args)
+{
+  const char *domain, *message;
+  Py_ssize_t length;
+  int code;
+  FailRaw *data;
+
+  if (!PyArg_ParseTuple (args, "siy#:fail_raw", &domain, &code, &message, &length))
+    return NULL;
+  data = g_new0 (FailRaw, 1);
+  data->domain = g_quark_from_string (domain);
+  data->code = code;
+  data->message = g_strndup (message, length);
+  return gab_future_into_py (now_start, fail_raw_finish, data, fail_raw_free);
+}
+
 /* ---- deaf(): ignores cancellation; completes only on deaf_release() ---- */
 
 static GPtrArray *deaf_tasks;   /* runtime thread */
@@ -699,6 +752,8 @@ static PyMethodDef methods[] = {
   { "wait_cancel_seen", f_wait_cancel_seen, METH_VARARGS, "wait_cancel_seen(n, timeout=30)" },
   { "stats", f_stats, METH_NOARGS, "The counters." },
   { "op", f_op, METH_VARARGS, "op(mode, arg=None): value, raise, null, both, gerror." },
+  { "fail_raw", f_fail_raw, METH_VARARGS,
+    "fail_raw(domain, code, message: bytes): fails with a GError of that message." },
   { "deaf", f_deaf, METH_NOARGS, "An operation that ignores cancellation." },
   { "deaf_release", f_deaf_release, METH_NOARGS, "Complete the deaf operations." },
   { "locals_new", f_locals_new, METH_O, "Task locals of a loop, as a capsule." },
