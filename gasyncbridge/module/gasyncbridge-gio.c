@@ -586,7 +586,7 @@ PyDoc_STRVAR (replace_contents_doc,
 "GIO writes in place instead when the file has several hard links or\n"
 "cannot be recreated with its owner.)\n\n"
 "etag: if given, the file must still have this entity tag (the 'etag' of\n"
-"query_info()), else GLibError with code G_IO_ERROR_WRONG_ETAG (21) is\n"
+"query_info()), else GLibError with code G_IO_ERROR_WRONG_ETAG (23) is\n"
 "raised and nothing is written: a check that nobody changed the file\n"
 "since you read it.\n"
 "make_backup: keep the previous contents as path + '~'.\n\n"
