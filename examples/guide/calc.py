@@ -1,0 +1,5 @@
+"""The Python side of readme.c, the README's "C awaits Python" example."""
+# [guide:readme-calc]
+async def add(a, b):        # calc.py, next to the program
+    return a + b
+# [/guide:readme-calc]
