@@ -52,6 +52,8 @@ struct _Op
   GCancellable   *cancellable;
   GabTaskLocals  *locals;            /* the caller's loop and context */
   PyObject       *future_ref;        /* GIL: weakref to the future */
+  PyObject       *handle;            /* GIL: borrowed; the weakref keeps it */
+  gboolean        counted;           /* in the queue's in-flight count */
 
   /* Runtime thread until handed over through the loop queue. */
   OpState         state;
@@ -277,9 +279,19 @@ op_done_run (GabLoopItem *item,
     }
   /* A future already cancelled, or collected, or a loop that is gone:
    * the result is dropped, quietly. */
+  if (op->counted)
+    gab_loop_queue_op_finished (op->locals->queue);
   if (future != NULL && gab_py_future_done (future) == 0)
     {
       PyObject *ret = NULL;
+
+      /* Our done callback has nothing left to do once we complete the
+       * future: take it off, which is cheaper than the loop calling it. */
+      ret = PyObject_CallMethodOneArg (future, gab_py.s_remove_done_callback,
+                                       op->handle);
+      Py_XDECREF (ret);
+      ret = NULL;
+      PyErr_Clear ();
 
       if (op->closed)
         {
@@ -475,6 +487,7 @@ gab_future_into_py (GabStartFunc    start,
   if (handle == NULL)
     goto fail;
   handle->op = op_ref (op);
+  op->handle = (PyObject *) handle;
   op->future_ref = PyWeakref_NewRef (future, (PyObject *) handle);
   if (op->future_ref == NULL)
     goto fail;
@@ -494,8 +507,12 @@ gab_future_into_py (GabStartFunc    start,
   Py_CLEAR (loop);
 
   /* This function's reference becomes the runtime side's. */
+  op->counted = TRUE;
+  gab_loop_queue_op_started (queue);
   if (!gab_runtime_push (&op->start_item))
     {
+      op->counted = FALSE;
+      gab_loop_queue_op_finished (queue);
       g_autoptr(GError) closed =
         g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
                              "The gasyncbridge runtime was shut down");
@@ -506,6 +523,10 @@ gab_future_into_py (GabStartFunc    start,
       if (PyErr_Occurred ())
         Py_CLEAR (future);
     }
+  else
+    /* A caller that awaits one operation at a time: if it completes
+     * quickly, the loop will find it without sleeping. */
+    gab_loop_queue_spin (queue);
   return future;
 
 fail:

@@ -32,7 +32,18 @@ struct _GabLoopQueue
   PyObject    *loop;          /* GIL; borrowed, valid until the weakref fires */
   PyObject    *loop_ref;      /* GIL; weakref to the loop, strong */
   GMainContext *dispatch_context;  /* GIL; created on first use */
+  /* GIL: the adaptive spin of gab_loop_queue_spin() */
+  guint        in_flight;
+  gint         spin_score;    /* > 0 after hits, < 0 after misses */
+  guint        spin_skipped;
 };
+
+/* How long a lone operation waits inline for its completion (see
+ * gab_loop_queue_spin). GAB_LOOP_SPIN_USEC overrides it; 0 turns it off. */
+#define GAB_LOOP_SPIN_USEC_DEFAULT 30
+#define GAB_LOOP_SPIN_PROBE_EVERY  32
+
+static gint64 loop_spin_usec = -1;
 
 /* The Python face of a queue: the loop's reader callback (called with no
  * arguments) and the weakref callback (called with the weakref). */
@@ -157,7 +168,8 @@ gab_loop_queue_try_push (GabLoopQueue *queue,
   if (queue->tail != NULL)
     queue->tail->next = item;
   else
-    queue->head = item;
+    /* Atomic: gab_loop_queue_spin() peeks at it without the lock. */
+    g_atomic_pointer_set (&queue->head, item);
   queue->tail = item;
   wake = !queue->wake_pending;
   queue->wake_pending = TRUE;
@@ -215,6 +227,57 @@ queue_drain (GabLoopQueue *queue)
     ;
   run_items (queue_steal (queue, FALSE), TRUE);
   gab_orphans_flush ();
+}
+
+void
+gab_loop_queue_op_started (GabLoopQueue *queue)
+{
+  queue->in_flight++;
+}
+
+void
+gab_loop_queue_op_finished (GabLoopQueue *queue)
+{
+  queue->in_flight--;
+}
+
+void
+gab_loop_queue_spin (GabLoopQueue *queue)
+{
+  gint64 deadline;
+  gboolean hit;
+
+  if (G_UNLIKELY (loop_spin_usec < 0))
+    {
+      const gchar *env = g_getenv ("GAB_LOOP_SPIN_USEC");
+
+      loop_spin_usec = env != NULL ? MAX (0, g_ascii_strtoll (env, NULL, 10))
+                                   : GAB_LOOP_SPIN_USEC_DEFAULT;
+    }
+  /* Only for one operation at a time: with others in flight the loop has
+   * work to do, and waiting would only delay it. */
+  if (loop_spin_usec == 0 || queue->in_flight != 1 || queue->dead)
+    return;
+  /* After misses (slow operations), spin only now and then, to notice when
+   * operations become quick again. */
+  if (queue->spin_score < 0 && ++queue->spin_skipped % GAB_LOOP_SPIN_PROBE_EVERY != 0)
+    return;
+
+  /* Let other Python threads run while we wait; the runtime thread needs
+   * no GIL to complete the operation. */
+  Py_BEGIN_ALLOW_THREADS
+  deadline = g_get_monotonic_time () + loop_spin_usec;
+  while (g_atomic_pointer_get (&queue->head) == NULL
+         && g_get_monotonic_time () < deadline)
+    ;
+  Py_END_ALLOW_THREADS
+
+  /* On a hit, the eventfd is readable before the loop polls it: the loop
+   * finds the completion without going to sleep. It still runs from the
+   * loop, never inside the caller's gab_future_into_py(). */
+  hit = g_atomic_pointer_get (&queue->head) != NULL;
+  queue->spin_score = hit ? MIN (queue->spin_score + 1, 4)
+                          : MAX (queue->spin_score - 2, -4);
 }
 
 /* GIL: the loop was collected (or the bridge shuts down). */

@@ -55,6 +55,7 @@ typedef struct
   PyObject *s_message;
   PyObject *s_close;
   PyObject *s_loop;
+  PyObject *s_remove_done_callback;
   PyObject *s_call_soon_threadsafe;
   PyObject *kw_context;         /* ("context",) */
   PyObject *kw_loop;            /* ("loop",) */
@@ -120,6 +121,14 @@ void          gab_loop_queue_push         (GabLoopQueue *queue,
  * gone, so that a caller without the GIL can fail at once. */
 gboolean      gab_loop_queue_try_push     (GabLoopQueue *queue,
                                            GabLoopItem  *item);
+/* GIL, loop thread: count C operations in flight on this loop. */
+void          gab_loop_queue_op_started   (GabLoopQueue *queue);
+void          gab_loop_queue_op_finished  (GabLoopQueue *queue);
+/* GIL, loop thread, right after starting an operation: if it is the only
+ * one in flight and recent ones completed quickly, wait a few microseconds
+ * (GIL released) for its completion to arrive, so that the loop finds it
+ * without sleeping. */
+void          gab_loop_queue_spin         (GabLoopQueue *queue);
 /* Any thread, no GIL: run @item under the GIL at the next opportunity. */
 void          gab_orphan_push             (GabLoopItem  *item);
 /* GIL held: run orphaned items. Cheap when there are none. */

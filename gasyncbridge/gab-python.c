@@ -280,6 +280,7 @@ python_init (void)
   INTERN (s_message, "message");
   INTERN (s_close, "close");
   INTERN (s_loop, "loop");
+  INTERN (s_remove_done_callback, "remove_done_callback");
   INTERN (s_call_soon_threadsafe, "call_soon_threadsafe");
 #undef INTERN
   gab_py.kw_context = PyTuple_Pack (1, gab_py.s_context);
