@@ -1072,6 +1072,8 @@ gab_async_iterator_new (PyObject  *aiterable,
  * gab_async_iterator_get_read_ahead:
  * @self: a #GabAsyncIterator
  *
+ * The read-ahead given to gab_async_iterator_new(). Any thread.
+ *
  * Returns: how many items may be fetched before C asks for them
  */
 guint

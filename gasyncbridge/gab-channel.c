@@ -276,6 +276,8 @@ gab_channel_send_async (GabChannel          *self,
  * @result: the #GAsyncResult given to the callback
  * @error: return location for a #GError
  *
+ * Finishes gab_channel_send_async(). No GIL needed.
+ *
  * Returns: %TRUE if the item is in the channel; %FALSE with @error set
  */
 gboolean
@@ -708,6 +710,8 @@ gab_channel_new (guint capacity)
 /**
  * gab_channel_get_capacity:
  * @self: a #GabChannel
+ *
+ * The capacity given to gab_channel_new(). Any thread.
  *
  * Returns: how many items may wait for the consumer
  */

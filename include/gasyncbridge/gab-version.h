@@ -8,8 +8,25 @@
 # error "Only <gasyncbridge/gasyncbridge.h> can be included directly."
 #endif
 
+/**
+ * GAB_MAJOR_VERSION:
+ *
+ * The major version of the gasyncbridge headers.
+ */
 #define GAB_MAJOR_VERSION 0
+
+/**
+ * GAB_MINOR_VERSION:
+ *
+ * The minor version of the gasyncbridge headers.
+ */
 #define GAB_MINOR_VERSION 1
+
+/**
+ * GAB_MICRO_VERSION:
+ *
+ * The micro version of the gasyncbridge headers.
+ */
 #define GAB_MICRO_VERSION 0
 
 /**
