@@ -12,6 +12,7 @@
 #include "gab-private.h"
 
 #include <errno.h>
+#include <string.h>
 
 typedef struct
 {
@@ -377,6 +378,7 @@ gab_error_set_from_python (GError **error)
   GError *new_error;
 
   g_return_if_fail (error == NULL || *error == NULL);
+  g_return_if_fail (GAB_GIL_HELD ());
 
   PyErr_Fetch (&type, &value, &traceback);
   if (type == NULL)
@@ -415,6 +417,7 @@ gab_python_error_get_exception (const GError *error)
   GabPythonErrorPrivate *priv;
 
   g_return_val_if_fail (error != NULL, NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
   if (error->domain != GAB_PYTHON_ERROR)
     return NULL;
   priv = gab_python_error_get_private (error);
@@ -490,10 +493,11 @@ errno_for_error (const GError *error)
 PyObject *
 gab_error_new_python_exception (const GError *error)
 {
-  PyObject *exception = NULL, *value;
+  PyObject *exception = NULL, *value, *message;
   int errnum;
 
   g_return_val_if_fail (error != NULL, NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
   if (!gab_python_ensure ())
     return NULL;
 
@@ -501,17 +505,25 @@ gab_error_new_python_exception (const GError *error)
   if (exception != NULL)
     return exception;
 
+  /* GError messages should be UTF-8 but are not always (file names):
+   * decode with replacement rather than fail and lose the error. */
+  message = PyUnicode_DecodeUTF8 (error->message ? error->message : "",
+                                  error->message ? (Py_ssize_t) strlen (error->message) : 0,
+                                  "replace");
+  if (message == NULL)
+    return NULL;
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    exception = PyObject_CallFunction (gab_py.cancelled_error, "s", error->message);
+    exception = PyObject_CallOneArg (gab_py.cancelled_error, message);
   else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
-    exception = PyObject_CallFunction (PyExc_TimeoutError, "is", ETIMEDOUT, error->message);
+    exception = PyObject_CallFunction (PyExc_TimeoutError, "iO", ETIMEDOUT, message);
   else if ((errnum = errno_for_error (error)) != 0)
     /* OSError(errno, msg) returns the subclass for that errno. */
-    exception = PyObject_CallFunction (PyExc_OSError, "is", errnum, error->message);
+    exception = PyObject_CallFunction (PyExc_OSError, "iO", errnum, message);
   else
-    exception = PyObject_CallFunction (gab_py.glib_error, "ssi", error->message,
+    exception = PyObject_CallFunction (gab_py.glib_error, "Osi", message,
                                        g_quark_to_string (error->domain),
                                        error->code);
+  Py_DECREF (message);
   if (exception == NULL)
     return NULL;
 
@@ -547,6 +559,7 @@ gab_error_to_python (const GError *error)
   PyObject *exception;
 
   g_return_val_if_fail (error != NULL, NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
   exception = gab_error_new_python_exception (error);
   if (exception != NULL)
     {

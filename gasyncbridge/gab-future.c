@@ -128,7 +128,8 @@ op_ready (GObject      *source,
   if (op->state == OP_CLOSED)
     {
       /* Shutdown already told Python; this is the cancelled call returning. */
-      closed_waiting--;
+      if (closed_waiting > 0)
+        closed_waiting--;
       op->state = OP_DONE;
       op_unref (op);
       return;
@@ -190,6 +191,13 @@ gab_future_close_all (void)
     }
 }
 
+void
+gab_future_forget_closed (void)
+{
+  /* The grace period is over: calls that never came back never will. */
+  closed_waiting = 0;
+}
+
 gboolean
 gab_future_all_idle (void)
 {
@@ -246,10 +254,52 @@ op_request_cancel (Op *op)
     return;
   if (!gab_runtime_push (&op_ref (op)->cancel_item))
     {
-      /* The runtime is gone: nothing runs there any more. */
-      g_cancellable_cancel (op->cancellable);
+      /* Shutting down: the runtime thread cancels every pending operation
+       * itself, on its own thread. Once it is gone, nothing runs there and
+       * cancelling here is all there is. */
+      if (!gab_runtime_is_shutting_down ())
+        g_cancellable_cancel (op->cancellable);
       op_unref (op);
     }
+}
+
+/* Completes @future with @exception (borrowed) — never leaves it pending.
+ * asyncio refuses some exceptions (StopIteration, which would end the
+ * awaiting coroutine as if it returned); those arrive wrapped in a
+ * RuntimeError whose __cause__ is the original, as PEP 479 does. */
+static void
+set_future_exception (PyObject *future,
+                      PyObject *exception)
+{
+  PyObject *ret = NULL, *wrapper;
+
+  if (exception != NULL)
+    ret = PyObject_CallMethodOneArg (future, gab_py.s_set_exception, exception);
+  if (ret != NULL)
+    {
+      Py_DECREF (ret);
+      return;
+    }
+  PyErr_Clear ();
+  wrapper = PyObject_CallFunction (PyExc_RuntimeError, "s",
+                                   exception != NULL
+                                   && PyErr_GivenExceptionMatches (exception, PyExc_StopIteration)
+                                   ? "gasyncbridge: the operation raised StopIteration"
+                                   : "gasyncbridge: the operation's outcome could not "
+                                     "be converted to an exception");
+  if (wrapper != NULL && exception != NULL)
+    PyException_SetCause (wrapper, Py_NewRef (exception));
+  if (wrapper != NULL)
+    ret = PyObject_CallMethodOneArg (future, gab_py.s_set_exception, wrapper);
+  Py_XDECREF (wrapper);
+  if (ret == NULL)
+    {
+      /* Last resort: a cancelled future is still a finished one. */
+      PyErr_Clear ();
+      ret = PyObject_CallMethodNoArgs (future, gab_py.s_cancel);
+    }
+  Py_XDECREF (ret);
+  PyErr_Clear ();
 }
 
 static void
@@ -257,12 +307,10 @@ set_future_error (PyObject     *future,
                   const GError *error)
 {
   PyObject *exception = gab_error_new_python_exception (error);
-  PyObject *ret = NULL;
 
-  if (exception != NULL)
-    ret = PyObject_CallMethodOneArg (future, gab_py.s_set_exception, exception);
+  PyErr_Clear ();
+  set_future_exception (future, exception);
   Py_XDECREF (exception);
-  Py_XDECREF (ret);
 }
 
 static void
@@ -329,8 +377,7 @@ op_done_run (GabLoopItem *item,
               PyErr_NormalizeException (&type, &exc, &tb);
               if (exc != NULL && tb != NULL)
                 PyException_SetTraceback (exc, tb);
-              if (exc != NULL)
-                ret = PyObject_CallMethodOneArg (future, gab_py.s_set_exception, exc);
+              set_future_exception (future, exc);
               Py_XDECREF (type);
               Py_XDECREF (exc);
               Py_XDECREF (tb);
@@ -433,6 +480,8 @@ gab_future_into_py (GabStartFunc    start,
   OpHandle *handle = NULL;
   Op *op;
 
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
+
   if (start == NULL || finish == NULL)
     {
       if (user_data_free != NULL)
@@ -463,6 +512,15 @@ gab_future_into_py (GabStartFunc    start,
                        "gasyncbridge: no running asyncio event loop in this "
                        "thread; await this from a coroutine or call it from a "
                        "callback of a running loop");
+      goto fail;
+    }
+  if (gab_is_runtime_thread ())
+    {
+      /* Its start would be queued behind the very thread that waits. */
+      PyErr_SetString (PyExc_RuntimeError,
+                       "gasyncbridge: C operations cannot be awaited from an event "
+                       "loop running on the gasyncbridge runtime thread (it would "
+                       "wait for itself); run the loop on another thread");
       goto fail;
     }
   if (!gab_runtime_ensure (&error))

@@ -566,6 +566,7 @@ gab_into_future_finish (GAsyncResult  *result,
   g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == gab_into_future_async, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   box = g_task_propagate_pointer (G_TASK (result), error);
   if (box == NULL)

@@ -239,6 +239,7 @@ gab_run_until_complete (PyObject *loop,
 
   g_return_val_if_fail (loop != NULL, NULL);
   g_return_val_if_fail (awaitable != NULL, NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   if (!gab_runtime_ensure (&error))
     return gab_error_to_python (error);
@@ -272,6 +273,7 @@ gab_run (PyObject *awaitable)
   PyObject *coro, *running_loop, *run, *ret;
 
   g_return_val_if_fail (awaitable != NULL, NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   if (!helpers_init ())
     return NULL;
@@ -313,6 +315,7 @@ gab_run_forever (PyObject *loop)
   PyObject *ret;
 
   g_return_val_if_fail (loop != NULL, NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   if (!gab_runtime_ensure (&error))
     return gab_error_to_python (error);

@@ -22,6 +22,9 @@ Py_NewRef (PyObject *object)
 }
 #endif
 
+/* Precondition of functions documented to need the GIL. */
+#define GAB_GIL_HELD() (Py_IsInitialized () && PyGILState_Check ())
+
 /* ---- gab-python.c: interpreter glue ---------------------------------- */
 
 /* Objects looked up once and kept for the life of the interpreter. */
@@ -161,6 +164,8 @@ gboolean gab_future_types_init (void);
 /* Runtime thread, shutdown: fail pending C operations. */
 void     gab_future_close_all  (void);
 gboolean gab_future_all_idle   (void);
+/* Runtime thread, end of shutdown: stop waiting for calls that never came. */
+void     gab_future_forget_closed (void);
 /* GIL held, in the child after fork(): fail the futures of C operations
  * that the parent's runtime was running. */
 void     gab_future_fail_after_fork (void);

@@ -190,6 +190,7 @@ runtime_block_end (gpointer token)
 static const GabRuntimeHooks runtime_hooks = {
   .closing = runtime_closing,
   .idle = gab_future_all_idle,
+  .closed = gab_future_forget_closed,
   .thread_exit = runtime_thread_exit,
   .block_begin = runtime_block_begin,
   .block_end = runtime_block_end,

@@ -29,6 +29,8 @@ typedef struct
   void     (*closing)     (void);
   /* Runtime thread: TRUE once no operation still waits for a GIO callback. */
   gboolean (*idle)        (void);
+  /* Runtime thread, when the shutdown grace period is over. */
+  void     (*closed)      (void);
   /* Runtime thread, just before it exits: drop per-thread state. */
   void     (*thread_exit) (void);
   /* Caller of gab_shutdown(), around the join: release and retake the GIL. */
@@ -40,6 +42,8 @@ void     gab_runtime_set_hooks (const GabRuntimeHooks *hooks);
 gboolean gab_runtime_ensure    (GError               **error);
 gboolean gab_runtime_push      (GabRuntimeItem        *item);
 gboolean gab_runtime_is_closing (void);
+/* TRUE while gab_shutdown() runs (not before, not after). */
+gboolean gab_runtime_is_shutting_down (void);
 /* In a child of fork(): the items the parent's inbox held (once). */
 GabRuntimeItem *gab_runtime_take_forked_items (void);
 

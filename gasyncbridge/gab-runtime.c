@@ -477,6 +477,17 @@ gab_runtime_is_closing (void)
   return closing;
 }
 
+gboolean
+gab_runtime_is_shutting_down (void)
+{
+  gboolean closing;
+
+  g_mutex_lock (&lock);
+  closing = state == STATE_CLOSING;
+  g_mutex_unlock (&lock);
+  return closing;
+}
+
 /* Queues @item for the runtime thread. FALSE (and @item untouched) once
  * shutdown has begun; the caller then completes its work itself. */
 static gboolean
@@ -593,6 +604,8 @@ typedef struct
 static void
 close_finish (void)
 {
+  if (hooks != NULL && hooks->closed != NULL)
+    hooks->closed ();
   g_mutex_lock (&lock);
   closing_done = TRUE;
   g_cond_broadcast (&cond);

@@ -838,6 +838,7 @@ stream_classes_init (void)
 PyObject *
 gab_stream_reader_get_class (void)
 {
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
   if (!stream_classes_init ())
     return NULL;
   return reader_class;
@@ -855,6 +856,7 @@ gab_stream_reader_get_class (void)
 PyObject *
 gab_stream_writer_get_class (void)
 {
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
   if (!stream_classes_init ())
     return NULL;
   return writer_class;

@@ -58,6 +58,7 @@ gab_task_locals_new (PyObject *loop,
   PyObject *copy = NULL;
 
   g_return_val_if_fail (loop != NULL, NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   if (!gab_python_ensure ())
     return NULL;
@@ -289,9 +290,11 @@ PyObject *
 gab_get_current_loop (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GabTaskLocals) locals = gab_task_locals_resolve (&error);
+  g_autoptr(GabTaskLocals) locals = NULL;
   PyObject *loop;
 
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
+  locals = gab_task_locals_resolve (&error);
   if (locals == NULL)
     {
       PyErr_SetString (PyExc_RuntimeError, error->message);

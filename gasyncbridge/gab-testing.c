@@ -79,7 +79,7 @@ register_test (const gchar      *name,
 /**
  * gab_test_register:
  * @name: the test's name; its path is `/name`
- * @func: (scope forever): the blocking body
+ * @func:: the blocking body
  * @timeout_seconds: the test's timeout, or 0 for the default
  *
  * Registers a blocking test. GAB_TEST() and GAB_TEST_FULL() call it from a
@@ -100,7 +100,7 @@ gab_test_register (const gchar *name,
 /**
  * gab_test_register_async:
  * @name: the test's name; its path is `/name`
- * @func: (scope forever): the asynchronous body
+ * @func:: the asynchronous body
  * @timeout_seconds: the test's timeout, or 0 for the default
  *
  * Registers an asynchronous test. GAB_ASYNC_TEST() and

@@ -341,6 +341,7 @@ variant_to_python (GVariant *value)
 PyObject *
 gab_variant_to_python (GVariant *value)
 {
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
   if (value == NULL)
     Py_RETURN_NONE;
 
@@ -1515,6 +1516,7 @@ gab_variant_from_python (PyObject            *object,
 
   g_return_val_if_fail (object != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   /* Conversion calls Python and tells its failures by PyErr_Occurred():
    * set aside whatever exception the caller has pending. */

@@ -264,10 +264,7 @@ def short(v):
 
 # Known bugs, each with its own xfail test below: skipped here so that this
 # test still checks everything else.
-KNOWN_UNCLEAR = {
-    # test_gio_communicate_env_not_a_mapping
-    ("gio.communicate", "env"): lambda v: not isinstance(v, dict) and v is not None,
-}
+KNOWN_UNCLEAR = {}
 
 
 def test_every_entry_point_with_every_hostile_value(run, in_tmp):
@@ -500,12 +497,6 @@ def test_gio_communicate_and_resolve_bad_values(run, in_tmp):
     run(main)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: gab_error_new_python_exception() builds the exception with "
-    "the \"s\" format, so a GError message that is not UTF-8 (GSubprocess "
-    "puts a raw file name in its chdir and exec errors) fails with "
-    "UnicodeDecodeError; set_future_error() then leaves the future pending "
-    "forever: the awaiting task hangs"))
 def test_gio_error_message_not_utf8(run, in_tmp):
     if run.kind != "asyncio":
         pytest.skip("waits out a time limit while the bug is there: asyncio only")
@@ -521,10 +512,6 @@ def test_gio_error_message_not_utf8(run, in_tmp):
     run(main)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gio bug (gasyncbridge-gio.c, communicate): an env that is not a mapping "
-    "(a list, bytes, an int...) leaks AttributeError ('... has no attribute "
-    "items') instead of a TypeError saying env must be a mapping"))
 def test_gio_communicate_env_not_a_mapping(run, in_tmp):
     async def main():
         for env in ([], [("A", "b")], b"A=b", bytearray(b"ab"), 42, "A=b", object()):
@@ -719,12 +706,6 @@ os._exit(0)     # the runtime thread may be stuck: skip the exit-time shutdown
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: an asyncio loop running on the runtime thread (asyncio.run "
-    "inside run_in_runtime) that awaits a bridge operation deadlocks: "
-    "gab_future_into_py() queues the start for the runtime thread, which is "
-    "busy running that very loop. It should raise RuntimeError at the call "
-    "(gab_is_runtime_thread() is TRUE there)"))
 def test_loop_on_the_runtime_thread_gets_a_clear_error():
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(LOOP_ON_RUNTIME_SCRIPT)],
                           capture_output=True, text=True, timeout=60)
@@ -745,11 +726,6 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: gasyncbridge.shutdown() called on the runtime thread (from a "
-    "run_in_runtime function) only logs a g_critical to stderr and returns "
-    "None: module_shutdown() should raise RuntimeError (check "
-    "gab_is_runtime_thread() before calling gab_shutdown())"))
 def test_shutdown_from_the_runtime_thread_raises():
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(SHUTDOWN_ON_RUNTIME_SCRIPT)],
                           capture_output=True, text=True, timeout=60)

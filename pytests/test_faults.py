@@ -338,11 +338,6 @@ def test_shutdown_gives_up_on_an_operation_that_ignores_cancel():
     assert lines[1].startswith("gave up after grace: True"), lines
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: gab-future.c `closed_waiting` counts operations that shutdown "
-    "failed and still waits for; when the 2 s grace runs out it is never reset, "
-    "so gab_future_all_idle() stays FALSE and every later gab_shutdown() (and "
-    "interpreter exit) waits the full 2 s grace with nothing pending"))
 def test_shutdown_after_giving_up_once_is_quick_again():
     proc = deaf_script_result()
     assert proc.returncode == 0, proc.stderr
@@ -386,11 +381,6 @@ async def main():
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: a cancel requested while gab_shutdown() is in progress (state "
-    "CLOSING) is not queued to the runtime thread; op_request_cancel() calls "
-    "g_cancellable_cancel() on the loop thread, so GIO cancel handlers run "
-    "there, the operation never calls back and shutdown waits out its 2 s grace"))
 @pytest.mark.parametrize("kind", LOOP_KINDS)
 def test_cancel_during_shutdown_still_runs_on_the_runtime_thread(kind):
     proc = run_script(CANCEL_DURING_SHUTDOWN_SCRIPT, args=[kind])
@@ -861,11 +851,6 @@ def test_finish_misbehaving(run):
     assert unraisable == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: gab-future.c op_done_run() passes the exception raised by a "
-    "GabFinishFunc to future.set_exception(); for StopIteration asyncio "
-    "refuses (TypeError), the error is only printed as unraisable and the "
-    "future stays pending forever: the awaiting task hangs"))
 def test_finish_raising_stop_iteration_does_not_hang(run):
     asyncio_only(run)   # a hang detector; the loop kind does not matter
     async def main():
@@ -884,11 +869,6 @@ def raise_stop_iteration():
     raise StopIteration("from a plain function")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: a StopIteration kept in a GError (GAB_PYTHON_ERROR) is raised "
-    "again by set_future_error() with future.set_exception(), which asyncio "
-    "refuses (TypeError): the future of the C operation never completes "
-    "(same cause as StopIteration raised by a finish function)"))
 def test_stop_iteration_through_c_does_not_hang(run):
     asyncio_only(run)   # a hang detector; the loop kind does not matter
     async def main():
@@ -901,12 +881,6 @@ def test_stop_iteration_through_c_does_not_hang(run):
     assert unraisable == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: gab_error_new_python_exception() (gab-error.c) decodes the "
-    "GError message with the \"s\" format: a message that is not valid UTF-8 "
-    "(GLib puts raw file names in some) raises UnicodeDecodeError instead, "
-    "and set_future_error() (gab-future.c) then leaves the future pending "
-    "forever, whatever the domain and code"))
 def test_gerror_message_not_utf8_does_not_hang(run):
     asyncio_only(run)   # a hang detector; the loop kind does not matter
 
@@ -965,10 +939,6 @@ def test_progress_callback_raising(run, tmp_path, make):
     assert unraisable == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: a progress callback raising StopIteration makes copy() raise "
-    "it through future.set_exception(), which asyncio refuses: the copy's "
-    "future never completes (same cause as StopIteration in a finish function)"))
 def test_progress_callback_raising_stop_iteration(run, tmp_path):
     asyncio_only(run)   # a hang detector; the loop kind does not matter
     if not hasattr(gasyncbridge.gio, "copy"):

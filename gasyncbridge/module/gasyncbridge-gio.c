@@ -1961,7 +1961,9 @@ parse_env (PyObject *env)
   GPtrArray *envp;
   PyObject *items, *iter, *item;
 
-  if (!PyMapping_Check (env) || PyUnicode_Check (env) || PyBytes_Check (env))
+  /* Lists have a mapping slot too: a mapping here is a dict or a
+   * non-sequence mapping. */
+  if (!(PyDict_Check (env) || (PyMapping_Check (env) && !PySequence_Check (env))))
     {
       PyErr_Format (PyExc_TypeError, "communicate: env must be a mapping or None, not %s",
                     Py_TYPE (env)->tp_name);

@@ -279,6 +279,13 @@ static PyObject *
 module_shutdown (PyObject *self,
                  PyObject *unused)
 {
+  if (gab_is_runtime_thread ())
+    {
+      PyErr_SetString (PyExc_RuntimeError,
+                       "gasyncbridge.shutdown() cannot run on the runtime thread: "
+                       "it would wait for itself");
+      return NULL;
+    }
   Py_BEGIN_ALLOW_THREADS
   gab_shutdown ();
   Py_END_ALLOW_THREADS

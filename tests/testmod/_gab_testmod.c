@@ -419,7 +419,13 @@ here_done (GObject      *source,
   else
     value = gab_into_future_finish (result, &error);
   if (value != NULL)
-    ret = PyObject_CallMethod (future, "set_result", "O", value);
+    {
+      PyObject *name = PyUnicode_FromString ("set_result");
+
+      /* OneArg: a tuple result must not be unpacked into arguments. */
+      ret = name != NULL ? PyObject_CallMethodOneArg (future, name, value) : NULL;
+      Py_XDECREF (name);
+    }
   else
     {
       PyObject *exc = gab_error_new_python_exception (error);
