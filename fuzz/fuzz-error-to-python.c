@@ -14,7 +14,8 @@
  *      names (CancelledError, TimeoutError, the OSError subclass of the
  *      errno, gasyncbridge.GLibError with the message otherwise); the
  *      errno of an OSError maps back to the same code. It fails only for a
- *      message or domain that is not UTF-8, with the Python exception set.
+ *      message or domain that is not UTF-8, with the Python exception set,
+ *      or shows such a message decoded with U+FFFD replacements.
  *   2. Raised and taken back with gab_error_set_from_python(), it gives
  *      the same domain and code (and message, for GLibError), no exception
  *      left set; for a GError domain the reverse mapping cannot tell apart
@@ -98,6 +99,28 @@ get_str_attr (PyObject   *object,
   result = g_strdup (PyUnicode_AsUTF8 (value));
   Py_DECREF (value);
   return result;
+}
+
+/* A GError's message as Python shows it: itself when it is UTF-8 (as GLib
+ * wants), else either that or its bytes decoded with U+FFFD for what is not
+ * UTF-8 (the bridge may do either; see property 1). */
+static gboolean
+message_matches (const char *python_message,
+                 const char *message)
+{
+  PyObject *decoded;
+  gboolean matches;
+
+  if (strcmp (python_message, message) == 0)
+    return TRUE;
+  if (g_utf8_validate (message, -1, NULL))
+    return FALSE;
+  decoded = PyUnicode_DecodeUTF8 (message, (Py_ssize_t) strlen (message), "replace");
+  if (decoded == NULL || PyUnicode_AsUTF8 (decoded) == NULL)
+    gab_fuzz_fail ("cannot decode a message with replacement");
+  matches = strcmp (python_message, PyUnicode_AsUTF8 (decoded)) == 0;
+  Py_DECREF (decoded);
+  return matches;
 }
 
 static gboolean
@@ -185,7 +208,7 @@ check_exception (const GError *error,
       if (expected_class != NULL)
         gab_fuzz_fail ("%s %d became a GLibError", g_quark_to_string (error->domain),
                        error->code);
-      if (strcmp (message, error->message) != 0)
+      if (!message_matches (message, error->message))
         gab_fuzz_fail ("the GLibError's message is %s, not %s", message, error->message);
     }
   else if (is_a (exception, PyExc_OSError) && !is_a (exception, PyExc_TimeoutError))
@@ -283,7 +306,7 @@ gab_fuzz_one (const uint8_t *data,
       if (back->domain != error->domain || back->code != error->code)
         gab_fuzz_fail ("%s %d came back as %s %d", g_quark_to_string (error->domain),
                        error->code, g_quark_to_string (back->domain), back->code);
-      if (is_a (exception, glib_error) && strcmp (back->message, error->message) != 0)
+      if (is_a (exception, glib_error) && !message_matches (back->message, error->message))
         gab_fuzz_fail ("the message %s came back as %s", error->message, back->message);
     }
   if (back->domain == GAB_PYTHON_ERROR)
