@@ -4,6 +4,7 @@ It ships next to the program: gab_main() makes the program's own
 directory importable, as a script's is.
 """
 import asyncio
+import sys
 
 
 async def greet(name):
@@ -17,5 +18,7 @@ async def wait_for_cancel():
     try:
         await asyncio.get_running_loop().create_future()
     except asyncio.CancelledError:
-        print("python: cancelled, cleaning up", flush=True)
+        # one write: C prints to the same stdout from another thread
+        sys.stdout.write("python: cancelled, cleaning up\n")
+        sys.stdout.flush()
         raise
