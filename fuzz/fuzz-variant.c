@@ -12,8 +12,8 @@
  *   2. Converting that Python value back with the same type,
  *      gab_variant_from_python(), leaves no Python exception set, and:
  *      - for a type without `v` (whose boxed values come back inferred), it
- *        succeeds unless the type nests Python containers deeper than the
- *        documented limit, and gives exactly the value the documented
+ *        succeeds unless the value nests Python containers deeper than the
+ *        documented limit (64), which is then the error, and gives exactly the value the documented
  *        Python semantics predict (expected_value() below: a later
  *        duplicate dict key wins, Just (Nothing) of an mmT becomes Nothing):
  *        compared with g_variant_equal(), so bit for bit;
@@ -342,7 +342,9 @@ gab_fuzz_one (const uint8_t *data,
   if (back == NULL)
     {
       check_error (error);
-      if (!boxes && python_depth (type) + 1 <= FROM_PYTHON_MAX_DEPTH)
+      /* Without `v`, only the documented depth limit may refuse it. */
+      if (!boxes && (python_depth (type) + 1 <= FROM_PYTHON_MAX_DEPTH
+                     || strstr (error->message, "nested deeper than") == NULL))
         gab_fuzz_fail ("type '%s': %s does not convert back: %s",
                        type_string, repr_normal, error->message);
       Py_DECREF (python);
@@ -393,5 +395,4 @@ gab_fuzz_one (const uint8_t *data,
 
   Py_DECREF (python);
   gab_fuzz_assert_no_exception ("the round trip");
-  return;
 }

@@ -76,6 +76,17 @@ VARIANTS = {
 }
 
 
+def nested(depth, leaf):
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+# Past the 64 levels of Python containers gab_variant_from_python() takes.
+VARIANTS["deep-beyond-limit"] = ("a" * 66 + "i", nested(66, 7))
+VARIANTS["deep-at-limit"] = ("a" * 63 + "i", nested(63, 7))
+
+
 def raw_variant_seeds():
     """Hand-made DATA that is not in normal form, or not even valid."""
     return {
