@@ -459,10 +459,13 @@ gab_into_future_close_all (void)
 
   while ((l = g_queue_pop_head_link (&running)) != NULL)
     {
-      Await *self = l->data;
+      /* Our own reference: the calls below run Python, which may switch
+       * threads, and a loop on another thread may drop the last one. */
+      Await *self = await_ref (l->data);
       PyObject *loop = gab_loop_queue_get_loop (self->locals->queue);
       PyObject *is_running = NULL, *ret = NULL;
 
+      Py_XINCREF (loop);   /* borrowed from the queue: keep it meanwhile */
       self->completed = TRUE;
       await_return (self, NULL, NULL,
                     g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
@@ -483,7 +486,9 @@ gab_into_future_close_all (void)
         ret = PyObject_CallMethodNoArgs (self->py_task, gab_py.s_cancel);
       Py_XDECREF (is_running);
       Py_XDECREF (ret);
+      Py_XDECREF (loop);
       PyErr_Clear ();
+      await_unref (self);
     }
 }
 
