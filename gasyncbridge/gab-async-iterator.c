@@ -662,7 +662,20 @@ fail:
 /* ---- the core's decisions (loop thread, GIL) --------------------------- */
 
 static void
+core_serve_locked (Core *core);
+
+static void
 core_serve (Core *core)
+{
+  /* A completed request may hold the core's last reference: keep one of
+   * our own until we are done with it. */
+  core_ref (core);
+  core_serve_locked (core);
+  core_unref (core);
+}
+
+static void
+core_serve_locked (Core *core)
 {
   while (core->requests.length > 0 && core->buffer.length > 0)
     {
