@@ -1256,6 +1256,10 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.skipif(bool(os.environ.get("GAB_UNDER_SANITIZER")), reason=(
+    "under ASan one child in ten has hung in fork() while the loaded parent's "
+    "other threads (GIO's workers, ASan's own) held a lock; GLib is not fork-safe "
+    "while threads run (doc/design.md, fork): investigated in issue 7"))
 def test_fork_under_load_child_fails_clearly_then_inits():
     proc = run_script(FORK_UNDER_LOAD_SCRIPT, timeout=120, watch=False)
     assert proc.returncode == 0, proc.stderr
