@@ -1052,16 +1052,25 @@ list_dir_free (gpointer data)
   g_free (self);
 }
 
+/* Runtime thread: complete *@task_slot with the error kept in *@error_slot,
+ * or with success; both slots are emptied. */
 static void
-list_dir_return (ListDir *self)
+task_return_outcome (GTask  **task_slot,
+                     GError **error_slot)
 {
-  GTask *task = g_steal_pointer (&self->task);
+  GTask *task = g_steal_pointer (task_slot);
 
-  if (self->error != NULL)
-    g_task_return_error (task, g_steal_pointer (&self->error));
+  if (*error_slot != NULL)
+    g_task_return_error (task, g_steal_pointer (error_slot));
   else
     g_task_return_boolean (task, TRUE);
   g_object_unref (task);
+}
+
+static void
+list_dir_return (ListDir *self)
+{
+  task_return_outcome (&self->task, &self->error);
 }
 
 static void
@@ -1374,13 +1383,7 @@ copy_progress_cb (goffset  current,
 static void
 copy_return (Copy *self)
 {
-  GTask *task = g_steal_pointer (&self->task);
-
-  if (self->error != NULL)
-    g_task_return_error (task, g_steal_pointer (&self->error));
-  else
-    g_task_return_boolean (task, TRUE);
-  g_object_unref (task);
+  task_return_outcome (&self->task, &self->error);
 }
 
 static void
@@ -1700,8 +1703,6 @@ spawn_error_to_io_error (GError      *error,
 static void
 communicate_return (Communicate *self)
 {
-  GTask *task = g_steal_pointer (&self->task);
-
   if (self->abort_source != NULL)
     {
       g_source_destroy (self->abort_source);
@@ -1717,14 +1718,10 @@ communicate_return (Communicate *self)
   if (g_cancellable_is_cancelled (self->cancellable))
     {
       g_clear_error (&self->error);
-      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                               "The subprocess was cancelled and killed");
+      self->error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                         "The subprocess was cancelled and killed");
     }
-  else if (self->error != NULL)
-    g_task_return_error (task, g_steal_pointer (&self->error));
-  else
-    g_task_return_boolean (task, TRUE);
-  g_object_unref (task);
+  task_return_outcome (&self->task, &self->error);
 }
 
 /* Runtime thread: kill the child and stop the pipes. The wait is never
