@@ -180,14 +180,38 @@ test_invoke_from_many_threads (void)
   recorder_clear (&r);
 }
 
+static GMutex   latch_lock;
+static GCond    latch_cond;
+static gboolean latch_open;
+
+static gboolean
+latch_func (gpointer data)
+{
+  g_mutex_lock (&latch_lock);
+  while (!latch_open)
+    g_cond_wait (&latch_cond, &latch_lock);
+  g_mutex_unlock (&latch_lock);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 test_invoke_continue (void)
 {
   Recorder r;
 
   recorder_init (&r, 2);
+  /* Hold the runtime thread until both calls are queued, so that "the back
+   * of the queue" has call 2 in front of it. */
+  g_mutex_lock (&latch_lock);
+  latch_open = FALSE;
+  g_mutex_unlock (&latch_lock);
+  gab_invoke (latch_func, NULL, NULL);
   invoke_tagged (&r, GUINT_TO_POINTER (1), 3);
   invoke_tagged (&r, GUINT_TO_POINTER (2), 0);
+  g_mutex_lock (&latch_lock);
+  latch_open = TRUE;
+  g_cond_broadcast (&latch_cond);
+  g_mutex_unlock (&latch_lock);
   recorder_wait (&r);
   /* The repeating call went to the back of the queue. */
   g_assert_cmpuint (GPOINTER_TO_UINT (r.seen->pdata[0]), ==, 2);
