@@ -12,15 +12,20 @@
  *   loop thread, GIL    the queue drains: finish() turns the result into
  *                        the future's result or exception.
  *
- * The Op holds the future only weakly: a future that Python drops while
- * pending is collected, and its weakref callback cancels the operation,
- * as cancelling the future does. Cancellation always reaches the
- * GCancellable on the runtime thread, where GIO operations live.
+ * The Op holds its future strongly, as asyncio's own I/O does: a task
+ * that awaits it stays alive even if nobody else references the task.
+ * To notice a future that Python dropped, the loop queue sweeps its
+ * watches every 0.1 s; a pending future that only the Op references and
+ * that has no done callback but ours is abandoned: the operation is
+ * cancelled and the future released. Closing the loop does the same to
+ * all of them. Cancellation always reaches the GCancellable on the runtime
+ * thread, where GIO operations live.
  *
  * References of an Op: one for the runtime side (from start until its
  * callback has been handed to the loop), one held by the Python handle
- * object (the done callback and the weakref callback), and one per trip
- * through a queue. user_data is freed with the GIL once nothing can use it.
+ * object (the future's done callback, which the Op holds too until it lets
+ * go of the future), and one per trip through a queue. user_data is freed
+ * with the GIL once nothing can use it.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -51,8 +56,11 @@ struct _Op
 
   GCancellable   *cancellable;
   GabTaskLocals  *locals;            /* the caller's loop and context */
-  PyObject       *future_ref;        /* GIL: weakref to the future */
-  PyObject       *handle;            /* GIL: borrowed; the weakref keeps it */
+  /* GIL, loop thread: until the result is delivered or nobody wants it. */
+  PyObject       *future;            /* strong */
+  PyObject       *handle;            /* strong; holds a reference of the Op */
+  PyObject       *owner;             /* strong, nullable: gab_future_set_owner() */
+  GabLoopWatch    watch;
   gboolean        counted;           /* in the queue's in-flight count */
 
   /* Runtime thread until handed over through the loop queue. */
@@ -102,18 +110,58 @@ op_unref (Op *op)
   g_clear_object (&op->source);
   g_clear_object (&op->result);
   g_clear_pointer (&op->locals, gab_task_locals_unref);
-  /* user_data_free is promised the GIL; the weakref is a Python object. */
+  /* The handle holds a reference: both Python objects were let go. */
+  g_assert (op->future == NULL && op->handle == NULL);
+  /* user_data_free is promised the GIL. */
   if (PyGILState_Check ())
-    {
-      Py_CLEAR (op->future_ref);
-      op_free_item_run (&op->free_item, TRUE);
-    }
+    op_free_item_run (&op->free_item, TRUE);
   else
     {
-      g_assert (op->future_ref == NULL);
       op->free_item.run = op_free_item_run;
       gab_orphan_push (&op->free_item);
     }
+}
+
+/* GIL: let go of the Python side. The handle's reference of the Op may be
+ * the last one: the caller holds its own or does not touch @op after. */
+static void
+op_release_python (Op *op)
+{
+  PyObject *handle = g_steal_pointer (&op->handle);
+
+  gab_loop_queue_unwatch (&op->watch);
+  Py_CLEAR (op->owner);
+  Py_CLEAR (op->future);
+  Py_XDECREF (handle);
+}
+
+static PyObject *
+keep_call (PyObject *self,
+           PyObject *unused)
+{
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef keep_def = { "_keep", keep_call, METH_NOARGS, NULL };
+
+/* GIL, loop thread, right after completing the future: the owner
+ * completes from the future's done callbacks, which the loop runs soon.
+ * Until they have run, nothing else may hold the owner (an unreferenced
+ * task awaiting it), so a callback queued behind them holds it till then. */
+static void
+op_hand_over_owner (Op *op)
+{
+  PyObject *loop = gab_loop_queue_get_loop (op->locals->queue);
+  PyObject *keep, *ret = NULL;
+
+  if (op->owner == NULL || loop == NULL)
+    return;
+  keep = PyCFunction_New (&keep_def, op->owner);
+  if (keep != NULL)
+    ret = PyObject_CallMethodOneArg (loop, gab_py.s_call_soon, keep);
+  Py_XDECREF (ret);
+  Py_XDECREF (keep);
+  PyErr_Clear ();
 }
 
 /* ---- runtime thread -------------------------------------------------- */
@@ -209,10 +257,10 @@ gab_future_all_idle (void)
 static void
 op_fail_forked (Op *op)
 {
-  PyObject *future = op->future_ref != NULL ? PyWeakref_GetObject (op->future_ref) : NULL;
+  PyObject *future = op->future;
   PyObject *exc, *ret = NULL;
 
-  if (future == NULL || future == Py_None || gab_py_future_done (future) != 0)
+  if (future == NULL || gab_py_future_done (future) != 0)
     {
       PyErr_Clear ();
       return;
@@ -320,12 +368,9 @@ op_done_run (GabLoopItem *item,
   Op *op = G_STRUCT_MEMBER_P (item, -G_STRUCT_OFFSET (Op, done_item));
   PyObject *future = NULL;
 
-  if (alive && op->future_ref != NULL)
-    {
-      future = PyWeakref_GetObject (op->future_ref);
-      future = future != Py_None ? Py_NewRef (future) : NULL;
-    }
-  /* A future already cancelled, or collected, or a loop that is gone:
+  if (alive && op->future != NULL)
+    future = Py_NewRef (op->future);
+  /* A future already cancelled, or abandoned, or a loop that is gone:
    * the result is dropped, quietly. */
   if (op->counted)
     gab_loop_queue_op_finished (op->locals->queue);
@@ -384,43 +429,98 @@ op_done_run (GabLoopItem *item,
             }
         }
       Py_XDECREF (ret);
+      op_hand_over_owner (op);
     }
   if (PyErr_Occurred ())
     PyErr_WriteUnraisable (future != NULL ? future : Py_None);
   Py_XDECREF (future);
-  /* The result has been used: the weakref (and with it, perhaps, the
-   * handle) can go now. */
-  Py_CLEAR (op->future_ref);
+  /* The result has been used; the item's reference keeps @op meanwhile. */
+  op_release_python (op);
   g_clear_object (&op->result);
   g_clear_object (&op->source);
   op_unref (op);
 }
 
+/* The future's done callback: it runs when somebody else finished the
+ * future, which means cancelled it (we take the callback off before we
+ * complete the future ourselves). */
 static PyObject *
 op_handle_call (PyObject *self,
                 PyObject *args,
                 PyObject *kwargs)
 {
   Op *op = ((OpHandle *) self)->op;
-  PyObject *arg;
+  PyObject *cancelled;
 
   if (PyTuple_GET_SIZE (args) != 1)
     Py_RETURN_NONE;
-  arg = PyTuple_GET_ITEM (args, 0);
-  if (PyWeakref_CheckRef (arg))
-    /* The future was collected while pending: nobody wants the result. */
+  cancelled = PyObject_CallMethodNoArgs (PyTuple_GET_ITEM (args, 0), gab_py.s_cancelled);
+  if (cancelled == NULL)
+    return NULL;
+  if (cancelled == Py_True)
     op_request_cancel (op);
-  else
-    {
-      PyObject *cancelled = PyObject_CallMethodNoArgs (arg, gab_py.s_cancelled);
-
-      if (cancelled == NULL)
-        return NULL;
-      if (cancelled == Py_True)
-        op_request_cancel (op);
-      Py_DECREF (cancelled);
-    }
+  Py_DECREF (cancelled);
   Py_RETURN_NONE;
+}
+
+/* ---- watched by the loop queue ---------------------------------------- */
+
+/* What Python code awaits: the owner if there is one, else the future. */
+static PyObject *
+op_face (Op *op)
+{
+  return op->owner != NULL ? op->owner : op->future;
+}
+
+/* No Python here: is the Op the only holder of what Python awaits? */
+static gboolean
+op_watch_candidate (GabLoopWatch *watch)
+{
+  Op *op = G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Op, watch));
+
+  return op->future != NULL && Py_REFCNT (op_face (op)) == 1;
+}
+
+/* Nobody wants the outcome any more: cancel and let go. */
+static void
+op_abandon (Op *op)
+{
+  op_ref (op);
+  op_request_cancel (op);
+  op_release_python (op);
+  op_unref (op);
+}
+
+static gboolean
+op_watch_sweep (GabLoopWatch *watch)
+{
+  Op *op = G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Op, watch));
+  PyObject *callbacks;
+  Py_ssize_t n = 0, ours;
+
+  if (op->future == NULL)
+    return TRUE;
+  /* A done callback other than ours is somebody waiting for the result
+   * (fut.add_done_callback(f) and del fut): keep the future for them. An
+   * owner has none of ours. */
+  ours = op->owner != NULL ? 0 : 1;
+  callbacks = PyObject_GetAttr (op_face (op), gab_py.s_callbacks);
+  if (callbacks != NULL && callbacks != Py_None)
+    n = PyObject_Length (callbacks);
+  Py_XDECREF (callbacks);
+  PyErr_Clear ();
+  if (n > ours || op->future == NULL || Py_REFCNT (op_face (op)) != 1)
+    return FALSE;
+  op_abandon (op);
+  return TRUE;
+}
+
+/* The loop closed before the operation's outcome arrived: it can never be
+ * delivered, so the operation is cancelled and its future let go. */
+static void
+op_watch_closed (GabLoopWatch *watch)
+{
+  op_abandon (G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Op, watch)));
 }
 
 static void
@@ -437,7 +537,7 @@ static PyTypeObject OpHandle_Type = {
   .tp_flags = Py_TPFLAGS_DEFAULT,
   .tp_call = op_handle_call,
   .tp_dealloc = op_handle_dealloc,
-  .tp_doc = "Cancels a gasyncbridge operation when its future is cancelled or collected.",
+  .tp_doc = "Cancels a gasyncbridge operation when its future is cancelled.",
 };
 
 gboolean
@@ -460,10 +560,14 @@ gab_future_types_init (void)
  * the loop thread with the GIL and returns the result (or %NULL and a
  * #GError, which becomes the mapped exception).
  *
- * Cancelling the future, or dropping it while pending, cancels the
- * operation's #GCancellable on the runtime thread. A result that arrives for
- * a future already cancelled or collected, or after its loop has gone, is
- * dropped quietly. Call with the GIL held, from code running on a loop.
+ * Cancelling the future cancels the operation's #GCancellable on the
+ * runtime thread. So does dropping the future while it is pending (noticed
+ * within about 0.1 s: a future that only the bridge references and that has
+ * no done callback of anybody else), and closing its loop. The bridge holds
+ * the future while the operation runs, as asyncio does for its own I/O, so
+ * a task awaiting it stays alive even if nothing else references the task.
+ * A result that arrives for a future already cancelled or dropped, or after
+ * its loop was closed, is dropped quietly. Call with the GIL held, from code running on a loop.
  *
  * Returns: (transfer full) (nullable): an `asyncio.Future`, or %NULL with an
  *   exception set (RuntimeError when no loop is running)
@@ -496,6 +600,9 @@ gab_future_into_py (GabStartFunc    start,
   op->start_item.run = op_start_run;
   op->cancel_item.run = op_cancel_run;
   op->done_item.run = op_done_run;
+  op->watch.closed = op_watch_closed;
+  op->watch.candidate = op_watch_candidate;
+  op->watch.sweep = op_watch_sweep;
   op->start = start;
   op->finish = finish;
   op->user_data = user_data;
@@ -545,10 +652,6 @@ gab_future_into_py (GabStartFunc    start,
   if (handle == NULL)
     goto fail;
   handle->op = op_ref (op);
-  op->handle = (PyObject *) handle;
-  op->future_ref = PyWeakref_NewRef (future, (PyObject *) handle);
-  if (op->future_ref == NULL)
-    goto fail;
   {
     /* future.add_done_callback(handle, context=context): reuse our copy
      * of the context rather than have asyncio make another. */
@@ -560,7 +663,10 @@ gab_future_into_py (GabStartFunc    start,
       goto fail;
     Py_DECREF (ret);
   }
-  Py_CLEAR (handle);
+  /* The Op holds both until it lets go of the Python side. */
+  op->handle = (PyObject *) g_steal_pointer (&handle);
+  op->future = Py_NewRef (future);
+  gab_loop_queue_watch (queue, &op->watch);
   Py_CLEAR (context);
   Py_CLEAR (loop);
 
@@ -576,7 +682,7 @@ gab_future_into_py (GabStartFunc    start,
                              "The gasyncbridge runtime was shut down");
 
       set_future_error (future, closed);
-      Py_CLEAR (op->future_ref);
+      op_release_python (op);
       op_unref (op);
       if (PyErr_Occurred ())
         Py_CLEAR (future);
@@ -593,7 +699,73 @@ fail:
   Py_XDECREF (future);
   Py_XDECREF (context);
   Py_XDECREF (loop);
-  Py_CLEAR (op->future_ref);
   op_unref (op);
   return NULL;
+}
+
+/**
+ * gab_future_set_owner:
+ * @future: a pending future returned by gab_future_into_py()
+ * @owner: what Python code awaits instead of @future: an awaitable of the
+ *   binding that completes from @future's done callback
+ *
+ * For bindings that hand out an object of their own in place of the
+ * bridge's future (as `gasyncbridge.gio.Operation` does). The bridge then
+ * holds @owner while the operation runs, so that a task awaiting it stays
+ * alive even if nothing else references the task, and keeps it until the
+ * done callbacks of @future have run. It judges by @owner whether the
+ * outcome is still wanted: the operation is cancelled when @owner is
+ * dropped (only the bridge references it, and it has no done callbacks).
+ * Hold only a weak reference to @owner from @future's callback, or it is
+ * never seen dropped.
+ *
+ * Call with the GIL, once, right after gab_future_into_py().
+ *
+ * Returns: %TRUE, or %FALSE with a Python exception set: TypeError if
+ *   @future is not a pending future of gab_future_into_py(), ValueError if
+ *   it has an owner already
+ */
+gboolean
+gab_future_set_owner (PyObject *future,
+                      PyObject *owner)
+{
+  PyObject *callbacks;
+  Op *op = NULL;
+
+  g_return_val_if_fail (future != NULL, FALSE);
+  g_return_val_if_fail (owner != NULL, FALSE);
+  g_return_val_if_fail (GAB_GIL_HELD (), FALSE);
+
+  if (!gab_python_ensure ())
+    return FALSE;
+  /* The Op is found through its handle among the future's callbacks. */
+  callbacks = owner != future ? PyObject_GetAttr (future, gab_py.s_callbacks) : NULL;
+  PyErr_Clear ();
+  if (callbacks != NULL && PyList_Check (callbacks))
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE (callbacks) && op == NULL; i++)
+      {
+        PyObject *entry = PyList_GET_ITEM (callbacks, i);
+        PyObject *callback = PyTuple_Check (entry) && PyTuple_GET_SIZE (entry) > 0
+                             ? PyTuple_GET_ITEM (entry, 0) : entry;
+
+        if (Py_IS_TYPE (callback, &OpHandle_Type)
+            && ((OpHandle *) callback)->op->future == future)
+          op = ((OpHandle *) callback)->op;
+      }
+  Py_XDECREF (callbacks);
+  if (op == NULL)
+    {
+      PyErr_SetString (PyExc_TypeError,
+                       "gab_future_set_owner: not a pending future of "
+                       "gab_future_into_py(), or the owner is the future itself");
+      return FALSE;
+    }
+  if (op->owner != NULL)
+    {
+      PyErr_SetString (PyExc_ValueError,
+                       "gab_future_set_owner: the future has an owner already");
+      return FALSE;
+    }
+  op->owner = Py_NewRef (owner);
+  return TRUE;
 }

@@ -38,8 +38,11 @@ struct _Await
   /* GIL */
   PyObject       *awaitable;         /* until started */
   PyObject       *py_task;           /* the asyncio task or future */
+  PyObject       *handle;            /* borrowed: our done callback on it */
+  gboolean        own_task;          /* we made py_task (ensure_future) */
   gboolean        completed;
   GList           link;              /* in `running` */
+  GabLoopWatch    watch;             /* on the loop's queue while running */
 };
 
 typedef struct
@@ -160,6 +163,7 @@ await_complete (Await    *self,
     return;
   self->completed = TRUE;
   g_queue_unlink (&running, &self->link);
+  gab_loop_queue_unwatch (&self->watch);
 
   cancelled = PyObject_CallMethodNoArgs (future, gab_py.s_cancelled);
   if (cancelled == Py_True)
@@ -264,11 +268,14 @@ await_start (Await    *self,
       return;
     }
   self->py_task = py_task;
+  self->own_task = py_task != awaitable;
 
   handle = PyObject_New (AwaitHandle, &AwaitHandle_Type);
   if (handle == NULL)
     goto fail;
   handle->await = await_ref (self);
+  /* Borrowed: alive while it is on the task, which is while we hold it. */
+  self->handle = (PyObject *) handle;
   ret = PyObject_CallMethodOneArg (py_task, gab_py.s_add_done_callback,
                                    (PyObject *) handle);
   Py_DECREF (handle);
@@ -277,11 +284,52 @@ await_start (Await    *self,
   Py_DECREF (ret);
   self->link.data = self;
   g_queue_push_tail_link (&running, &self->link);
+  gab_loop_queue_watch (self->locals->queue, &self->watch);
   return;
 
 fail:
   gab_error_set_from_python (&error);
   await_return (self, NULL, NULL, error, FALSE);
+}
+
+/* GIL. The task holds our handle, which holds us: take the handle off and
+ * drop the task, so that both can be collected. A task we made ourselves
+ * goes quietly: its C caller has been told, so asyncio's "Task was
+ * destroyed but it is pending!" would only be noise. */
+static void
+await_let_go_of_task (Await *self)
+{
+  PyObject *task = g_steal_pointer (&self->py_task), *ret;
+
+  if (task == NULL)
+    return;
+  ret = PyObject_CallMethodOneArg (task, gab_py.s_remove_done_callback, self->handle);
+  Py_XDECREF (ret);
+  if (self->own_task)
+    PyObject_SetAttrString (task, "_log_destroy_pending", Py_False);
+  PyErr_Clear ();
+  Py_DECREF (task);
+}
+
+/* The loop was closed with the task still pending: it will never finish,
+ * so the C caller hears so now. */
+static void
+await_watch_closed (GabLoopWatch *watch)
+{
+  Await *self = await_ref (G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Await, watch)));
+
+  if (!self->completed)
+    {
+      self->completed = TRUE;
+      g_queue_unlink (&running, &self->link);
+      await_return (self, NULL, NULL,
+                    g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
+                                         "The asyncio event loop was closed while "
+                                         "the Python awaitable was pending"),
+                    FALSE);
+      await_let_go_of_task (self);
+    }
+  await_unref (self);
 }
 
 static void
@@ -387,6 +435,7 @@ await_new (GTask         *task,
   self->start_item.run = start_item_run;
   self->cancel_item.run = cancel_item_run;
   self->dispatch_item.run = dispatch_item_run;
+  self->watch.closed = await_watch_closed;
   self->task = task;
   self->locals = locals;
   self->dispatch_queue = dispatch_queue;
@@ -420,7 +469,9 @@ await_launch (Await    *self,
     {
       /* The awaitable reference travels with the item to the loop. */
       self->awaitable = Py_NewRef (awaitable);
-      gab_loop_queue_push (self->locals->queue, &self->start_item);
+      if (!gab_loop_queue_try_push (self->locals->queue, &self->start_item))
+        /* The loop is closed: fail now, we hold the GIL. */
+        start_item_run (&self->start_item, FALSE);
     }
 }
 
@@ -467,6 +518,7 @@ gab_into_future_close_all (void)
 
       Py_XINCREF (loop);   /* borrowed from the queue: keep it meanwhile */
       self->completed = TRUE;
+      gab_loop_queue_unwatch (&self->watch);
       await_return (self, NULL, NULL,
                     g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
                                          "The gasyncbridge runtime was shut down"),

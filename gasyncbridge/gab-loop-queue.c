@@ -6,11 +6,18 @@
  * cost one wakeup of the loop and one call into Python, which then runs
  * them all. Pushing needs no GIL, so the runtime thread never waits for it.
  *
- * A queue lives as long as its loop: a weak reference to the loop tells us
- * when the loop is collected, and then the queue is marked dead and what is
- * still in it is cleaned up. Items that arrive for a dead queue, and
- * references dropped by threads without the GIL, go to the orphan list,
- * which the next holder of the GIL inside the bridge empties.
+ * A queue lives as long as its loop is open. Two signals end it: the loop
+ * releasing our reader callback, which asyncio and uvloop do in close(),
+ * and a weak reference to the loop, for a loop collected without being
+ * closed. Then the queue is marked dead, what is still in it is cleaned
+ * up, and everything watched on it (operations whose futures the loop was
+ * to complete, Python tasks that C code awaits) hears that the loop is
+ * closed. Items that arrive for a dead queue, and references dropped by
+ * threads without the GIL, go to the orphan list, which the next holder of
+ * the GIL inside the bridge empties.
+ *
+ * While anything is watched, a timer of the loop sweeps the watches now and
+ * then: that is how an operation learns that Python dropped its future.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -36,7 +43,14 @@ struct _GabLoopQueue
   guint        in_flight;
   gint         spin_score;    /* > 0 after hits, < 0 after misses */
   guint        spin_skipped;
+  /* GIL */
+  GabLoopWatch *watches;
+  gboolean     sweep_armed;   /* a call_later of the sweep is pending */
 };
+
+/* How often the watches are swept while there are any: the longest an
+ * operation runs on after Python dropped its future. */
+#define GAB_LOOP_SWEEP_SECONDS 0.1
 
 /* How long a lone operation waits inline for its completion (see
  * gab_loop_queue_spin). GAB_LOOP_SPIN_USEC overrides it; 0 turns it off. */
@@ -45,12 +59,19 @@ struct _GabLoopQueue
 
 static gint64 loop_spin_usec = -1;
 
-/* The Python face of a queue: the loop's reader callback (called with no
- * arguments) and the weakref callback (called with the weakref). */
+/* The Python faces of a queue. */
+typedef enum
+{
+  HANDLE_READER,      /* the loop's reader: drains; its release means close() */
+  HANDLE_LOOP_GONE,   /* the weakref callback: the loop was collected */
+  HANDLE_SWEEP,       /* the sweep timer's callback */
+} HandleKind;
+
 typedef struct
 {
   PyObject_HEAD
   GabLoopQueue *queue;        /* strong */
+  HandleKind    kind;
 } QueueHandle;
 
 static PyTypeObject QueueHandle_Type;
@@ -280,10 +301,128 @@ gab_loop_queue_spin (GabLoopQueue *queue)
                           : MAX (queue->spin_score - 2, -4);
 }
 
-/* GIL: the loop was collected (or the bridge shuts down). */
+/* ---- watches --------------------------------------------------------- */
+
 static void
-queue_kill (GabLoopQueue *queue)
+watch_link (GabLoopWatch  *watch,
+            GabLoopWatch **list)
 {
+  watch->list = list;
+  watch->prev = NULL;
+  watch->next = *list;
+  if (*list != NULL)
+    (*list)->prev = watch;
+  *list = watch;
+}
+
+void
+gab_loop_queue_unwatch (GabLoopWatch *watch)
+{
+  if (watch->list == NULL)
+    return;
+  if (watch->prev != NULL)
+    watch->prev->next = watch->next;
+  else
+    *watch->list = watch->next;
+  if (watch->next != NULL)
+    watch->next->prev = watch->prev;
+  watch->prev = watch->next = NULL;
+  watch->list = NULL;
+}
+
+static QueueHandle *queue_handle_new (GabLoopQueue *queue,
+                                      HandleKind    kind);
+
+/* GIL, loop thread: make sure a sweep is coming. */
+static void
+sweep_arm (GabLoopQueue *queue)
+{
+  QueueHandle *handle;
+  PyObject *delay, *ret = NULL;
+
+  if (queue->sweep_armed || queue->dead)
+    return;
+  handle = queue_handle_new (queue, HANDLE_SWEEP);
+  delay = PyFloat_FromDouble (GAB_LOOP_SWEEP_SECONDS);
+  if (handle != NULL && delay != NULL)
+    ret = PyObject_CallMethodObjArgs (queue->loop, gab_py.s_call_later, delay,
+                                      (PyObject *) handle, NULL);
+  if (ret != NULL)
+    queue->sweep_armed = TRUE;
+  else
+    /* Without a timer a dropped future's operation runs to its end rather
+     * than being cancelled early; nothing is lost but time. */
+    PyErr_Clear ();
+  Py_XDECREF (ret);
+  Py_XDECREF (delay);
+  Py_XDECREF ((PyObject *) handle);
+}
+
+void
+gab_loop_queue_watch (GabLoopQueue *queue,
+                      GabLoopWatch *watch)
+{
+  g_return_if_fail (watch->list == NULL);
+
+  if (queue->dead)
+    {
+      watch->closed (watch);
+      return;
+    }
+  watch_link (watch, &queue->watches);
+  if (watch->candidate != NULL)
+    sweep_arm (queue);
+}
+
+/* GIL, loop thread, from the timer. Two passes: the first only reads
+ * (no Python runs, so the list cannot change under it) and moves the
+ * candidates aside; the second asks each of them, and what they run may
+ * add or remove watches freely. */
+static void
+queue_sweep (GabLoopQueue *queue)
+{
+  GabLoopWatch *candidates = NULL, *watch, *next;
+  gboolean any = FALSE;
+
+  queue->sweep_armed = FALSE;
+  for (watch = queue->watches; watch != NULL; watch = next)
+    {
+      next = watch->next;
+      if (watch->candidate == NULL)
+        continue;
+      any = TRUE;
+      if (watch->candidate (watch))
+        {
+          gab_loop_queue_unwatch (watch);
+          watch_link (watch, &candidates);
+        }
+    }
+  while ((watch = candidates) != NULL)
+    {
+      gab_loop_queue_unwatch (watch);
+      if (!watch->sweep (watch) && !queue->dead)
+        watch_link (watch, &queue->watches);
+    }
+  if (any && !queue->dead)
+    sweep_arm (queue);
+}
+
+/* GIL: the loop was closed or collected. Idempotent. */
+static void
+queue_lost (GabLoopQueue *queue)
+{
+  GabLoopWatch *closing, *watch;
+  PyObject *type, *value, *tb;
+
+  if (queue->loop == NULL)
+    return;
+  /* May run inside a deallocation (the reader's): keep any exception
+   * being raised out of our way. */
+  PyErr_Fetch (&type, &value, &tb);
+  /* The registry holds one reference of the queue; keep ours meanwhile. */
+  gab_loop_queue_ref (queue);
+  if (queues != NULL && g_hash_table_lookup (queues, queue->loop) == queue)
+    g_hash_table_remove (queues, queue->loop);
   if (last_queue == queue)
     {
       last_queue = NULL;
@@ -292,6 +431,21 @@ queue_kill (GabLoopQueue *queue)
   run_items (queue_steal (queue, TRUE), FALSE);
   Py_CLEAR (queue->loop_ref);
   queue->loop = NULL;
+
+  /* Move the watches to a list of our own first: each closed() may run
+   * Python, which may finish (and unwatch) any of the others. */
+  closing = queue->watches;
+  queue->watches = NULL;
+  for (watch = closing; watch != NULL; watch = watch->next)
+    watch->list = &closing;
+  while ((watch = closing) != NULL)
+    {
+      gab_loop_queue_unwatch (watch);
+      watch->closed (watch);
+    }
+  gab_loop_queue_unref (queue);
+  gab_orphans_flush ();
+  PyErr_Restore (type, value, tb);
 }
 
 static PyObject *
@@ -299,19 +453,19 @@ queue_handle_call (PyObject *self,
                    PyObject *args,
                    PyObject *kwargs)
 {
-  GabLoopQueue *queue = ((QueueHandle *) self)->queue;
+  QueueHandle *handle = (QueueHandle *) self;
 
-  if (PyTuple_GET_SIZE (args) == 0)
-    queue_drain (queue);
-  else if (queue->loop != NULL)
+  switch (handle->kind)
     {
-      /* The weakref fired: the loop is gone. The registry holds one
-       * reference of the queue; keep ours until the end of this call. */
-      gab_loop_queue_ref (queue);
-      g_hash_table_remove (queues, queue->loop);
-      queue_kill (queue);
-      gab_loop_queue_unref (queue);
-      gab_orphans_flush ();
+    case HANDLE_READER:
+      queue_drain (handle->queue);
+      break;
+    case HANDLE_LOOP_GONE:
+      queue_lost (handle->queue);
+      break;
+    case HANDLE_SWEEP:
+      queue_sweep (handle->queue);
+      break;
     }
   Py_RETURN_NONE;
 }
@@ -319,7 +473,13 @@ queue_handle_call (PyObject *self,
 static void
 queue_handle_dealloc (PyObject *self)
 {
-  gab_loop_queue_unref (((QueueHandle *) self)->queue);
+  QueueHandle *handle = (QueueHandle *) self;
+
+  /* asyncio and uvloop drop their readers in close(): the loop is closed
+   * (or somebody removed our reader, which leaves us as deaf). */
+  if (handle->kind == HANDLE_READER && !handle->queue->dead)
+    queue_lost (handle->queue);
+  gab_loop_queue_unref (handle->queue);
   Py_TYPE (self)->tp_free (self);
 }
 
@@ -333,6 +493,19 @@ static PyTypeObject QueueHandle_Type = {
   .tp_doc = "Wakes an asyncio loop for gasyncbridge completions.",
 };
 
+static QueueHandle *
+queue_handle_new (GabLoopQueue *queue,
+                  HandleKind    kind)
+{
+  QueueHandle *handle = PyObject_New (QueueHandle, &QueueHandle_Type);
+
+  if (handle == NULL)
+    return NULL;
+  handle->queue = gab_loop_queue_ref (queue);
+  handle->kind = kind;
+  return handle;
+}
+
 static void
 registry_value_free (gpointer data)
 {
@@ -343,7 +516,7 @@ static GabLoopQueue *
 queue_new (PyObject *loop)
 {
   GabLoopQueue *queue;
-  QueueHandle *handle;
+  QueueHandle *handle = NULL, *reader = NULL;
   PyObject *ret, *fd_obj;
 
   if (PyType_Ready (&QueueHandle_Type) < 0)
@@ -362,16 +535,13 @@ queue_new (PyObject *loop)
     }
   queue->loop = loop;
 
-  handle = PyObject_New (QueueHandle, &QueueHandle_Type);
-  if (handle == NULL)
-    {
-      gab_loop_queue_unref (queue);
-      return NULL;
-    }
-  handle->queue = gab_loop_queue_ref (queue);
+  handle = queue_handle_new (queue, HANDLE_LOOP_GONE);
+  reader = queue_handle_new (queue, HANDLE_READER);
+  if (handle == NULL || reader == NULL)
+    goto fail;
 
-  /* The loop holds the handle (as its reader); the handle holds the queue,
-   * never the loop, so the loop can be collected. */
+  /* The loop holds the reader, the weakref holds the other handle; both
+   * hold the queue, never the loop, so the loop can be collected. */
   queue->loop_ref = PyWeakref_NewRef (loop, (PyObject *) handle);
   if (queue->loop_ref == NULL)
     goto fail;
@@ -379,18 +549,22 @@ queue_new (PyObject *loop)
   if (fd_obj == NULL)
     goto fail;
   ret = PyObject_CallMethodObjArgs (loop, gab_py.s_add_reader, fd_obj,
-                                    (PyObject *) handle, NULL);
+                                    (PyObject *) reader, NULL);
   Py_DECREF (fd_obj);
   if (ret == NULL)
     goto fail;
   Py_DECREF (ret);
   Py_DECREF (handle);
+  Py_DECREF (reader);
   return queue;
 
 fail:
   Py_CLEAR (queue->loop_ref);
   queue->loop = NULL;
-  Py_DECREF (handle);
+  /* Dead first, so that the reader's release is not taken for a close. */
+  queue->dead = TRUE;
+  Py_XDECREF (handle);
+  Py_XDECREF (reader);
   gab_loop_queue_unref (queue);
   return NULL;
 }
@@ -420,23 +594,34 @@ gab_loop_queue_get (PyObject *loop)
 void
 gab_loop_queues_close (void)
 {
+  g_autoptr(GPtrArray) snapshot = NULL;
+  GSList *batches = NULL;
   GHashTableIter iter;
   gpointer value;
 
-  GSList *batches = NULL;
-
   if (queues == NULL)
     return;
-  /* Take the items first, run them after: running one may drop the last
-   * reference to a loop, whose weakref callback edits the table. */
+  /* A snapshot with references: asking a loop whether it runs is a Python
+   * call, and a collection meanwhile may close or drop a loop, which
+   * edits the table. */
+  snapshot = g_ptr_array_new_with_free_func ((GDestroyNotify) gab_loop_queue_unref);
   g_hash_table_iter_init (&iter, queues);
   while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (snapshot, gab_loop_queue_ref (value));
+
+  /* Take the items first, run them after: running one may drop the last
+   * reference to a loop. */
+  for (guint i = 0; i < snapshot->len; i++)
     {
-      GabLoopQueue *queue = value;
-      PyObject *running;
+      GabLoopQueue *queue = snapshot->pdata[i];
+      PyObject *loop = queue->loop, *running;
       int is_running = 0;
 
-      running = PyObject_CallMethodNoArgs (queue->loop, gab_py.s_is_running);
+      if (loop == NULL)
+        continue;
+      Py_INCREF (loop);
+      running = PyObject_CallMethodNoArgs (loop, gab_py.s_is_running);
+      Py_DECREF (loop);
       if (running != NULL)
         is_running = PyObject_IsTrue (running);
       Py_XDECREF (running);
@@ -478,6 +663,9 @@ gab_loop_queues_after_fork (void)
 
       close (queue->fd);
       queue->fd = -1;
+      /* What the watches stand for is failed by its own after-fork code. */
+      while (queue->watches != NULL)
+        gab_loop_queue_unwatch (queue->watches);
       run_items (queue_steal (queue, TRUE), FALSE);
       Py_CLEAR (queue->loop_ref);
       queue->loop = NULL;

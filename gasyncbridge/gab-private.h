@@ -60,6 +60,9 @@ typedef struct
   PyObject *s_loop;
   PyObject *s_remove_done_callback;
   PyObject *s_call_soon_threadsafe;
+  PyObject *s_call_later;
+  PyObject *s_call_soon;
+  PyObject *s_callbacks;        /* "_callbacks" of asyncio.Future */
   PyObject *kw_context;         /* ("context",) */
   PyObject *kw_loop;            /* ("loop",) */
 } GabPy;
@@ -124,6 +127,31 @@ void          gab_loop_queue_push         (GabLoopQueue *queue,
  * gone, so that a caller without the GIL can fail at once. */
 gboolean      gab_loop_queue_try_push     (GabLoopQueue *queue,
                                            GabLoopItem  *item);
+/* Something in flight on a loop that must hear when the loop closes: an
+ * operation whose future the loop is waiting for, a Python task a C caller
+ * awaits. All fields belong to the queue; GIL held for every call. */
+typedef struct _GabLoopWatch GabLoopWatch;
+struct _GabLoopWatch
+{
+  GabLoopWatch  *prev;
+  GabLoopWatch  *next;
+  GabLoopWatch **list;      /* the list it is on, NULL when on none */
+  /* The loop was closed (or collected) with this still watched; the watch
+   * is already off the list. Never NULL. */
+  void     (*closed)    (GabLoopWatch *watch);
+  /* Nullable. Called now and then on the loop's thread, from the loop,
+   * for watches whose @candidate returned TRUE; FALSE keeps watching. */
+  gboolean (*candidate) (GabLoopWatch *watch);  /* no Python calls in here */
+  gboolean (*sweep)     (GabLoopWatch *watch);
+};
+
+/* GIL, loop thread: add @watch, which must be on no list. If the loop is
+ * already closed, @watch->closed runs at once. */
+void          gab_loop_queue_watch        (GabLoopQueue *queue,
+                                           GabLoopWatch *watch);
+/* GIL: take @watch off its list; nothing if it is on none. */
+void          gab_loop_queue_unwatch      (GabLoopWatch *watch);
+
 /* GIL, loop thread: count C operations in flight on this loop. */
 void          gab_loop_queue_op_started   (GabLoopQueue *queue);
 void          gab_loop_queue_op_finished  (GabLoopQueue *queue);

@@ -283,6 +283,9 @@ python_init (void)
   INTERN (s_loop, "loop");
   INTERN (s_remove_done_callback, "remove_done_callback");
   INTERN (s_call_soon_threadsafe, "call_soon_threadsafe");
+  INTERN (s_call_later, "call_later");
+  INTERN (s_call_soon, "call_soon");
+  INTERN (s_callbacks, "_callbacks");
 #undef INTERN
   gab_py.kw_context = PyTuple_Pack (1, gab_py.s_context);
   gab_py.kw_loop = PyTuple_Pack (1, gab_py.s_loop);

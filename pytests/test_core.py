@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import weakref
 
 import pytest
 
@@ -218,17 +219,31 @@ def test_cancel_python_side_cancels_c_on_runtime_thread(run):
 
 
 def test_dropped_future_cancels_its_operation(run):
+    """Python drops a pending future: the bridge notices on its next sweep
+    (every 0.1 s) and cancels the operation."""
     async def main():
+        loop = asyncio.get_running_loop()
         before = tm.stats()
         fut = tm.never()
         await _runtime_sync_point()
         del fut
-        gc.collect()
-        for _ in range(1000):
-            await _runtime_sync_point()
-            if tm.stats()["never_finished"] == before["never_finished"] + 1:
-                break
-        assert tm.stats()["never_finished"] == before["never_finished"] + 1
+        assert await loop.run_in_executor(None, tm.wait_never_finished,
+                                          before["never_finished"] + 1, 10)
+        # a future someone still listens to is not dropped
+        seen = []
+        fut = tm.never()
+        fut.add_done_callback(seen.append)
+        alive = weakref.ref(fut)
+        del fut
+        await _runtime_sync_point()
+        assert not await loop.run_in_executor(None, tm.wait_never_finished,
+                                              before["never_finished"] + 2, 0.3)
+        assert seen == [] and alive() is not None
+        alive().cancel()
+        assert await loop.run_in_executor(None, tm.wait_never_finished,
+                                          before["never_finished"] + 2, 10)
+        await asyncio.sleep(0)
+        assert len(seen) == 1 and seen[0].cancelled()
 
     run(main)
 

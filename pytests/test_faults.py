@@ -532,12 +532,70 @@ def test_c_awaiting_python_on_a_collected_loop_fails_promptly(run):
     run(main)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: the bridge does not notice that a loop was closed while the "
-    "loop object is still alive; gab_call_async() with task locals of that "
-    "loop queues the call there and the C caller waits forever instead of "
-    "getting G_IO_ERROR_CLOSED"))
+_signalled_forever = threading.Event()
+
+
+async def forever_signalled():
+    """Awaited by C in the test below: says it runs, then never returns."""
+    _signalled_forever.set()
+    await asyncio.get_running_loop().create_future()
+
+
+def test_closing_a_loop_with_work_in_flight_both_ways(run):
+    """A loop on another thread is stopped and closed while Python awaits C
+    on it (100 operations) and C awaits Python on it (a task that never
+    returns). Its operations are cancelled at close() and their futures let
+    go; the C caller gets G_IO_ERROR_CLOSED at once; the bridge's own task is
+    destroyed quietly; the bridge works afterwards."""
+    N = 100
+    other = new_loop(run.kind)
+    handler_calls = []
+    other.set_exception_handler(lambda loop, ctx: handler_calls.append(ctx))
+    capsule = fm.locals_new(other)
+    gate = fm.gate_new()
+    before = fm.stats()
+    held = {}
+    _signalled_forever.clear()
+
+    def start_ops():
+        held["futs"] = [fm.gated(gate, i) for i in range(N)]
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        thread = threading.Thread(target=other.run_forever)
+        thread.start()
+        c_caller = fm.call_in_thread(MODULE, "forever_signalled", locals=capsule)
+        other.call_soon_threadsafe(start_ops)
+        assert await loop.run_in_executor(None, _signalled_forever.wait, 30)
+        assert await loop.run_in_executor(None, fm.wait_started, before["started"] + N, 30)
+        other.call_soon_threadsafe(other.stop)
+        await loop.run_in_executor(None, thread.join)
+        other.close()
+        with pytest.raises(gasyncbridge.GLibError) as info:
+            await bounded(c_caller, 5)   # expected within milliseconds
+        assert info.value.code == G_IO_ERROR_CLOSED
+        assert "closed" in info.value.message
+        assert await loop.run_in_executor(None, fm.wait_cancel_seen,
+                                          before["cancel_seen"] + N, 30)
+        assert not any(f.done() for f in held["futs"])
+        fm.gate_open(gate)
+        assert await loop.run_in_executor(None, fm.wait_delivered,
+                                          before["delivered"] + N, 30)
+        held.clear()
+        gc.collect()
+        await bridge_works()
+        await runtime_sync()
+        await tm.ready(None)
+
+    run(main)
+    assert fm.stats()["freed"] - before["freed"] == N
+    assert handler_calls == []
+
+
 def test_c_awaiting_python_on_a_closed_loop_fails(run):
+    """Task locals of a loop that was closed but is still alive: a C caller
+    gets G_IO_ERROR_CLOSED at once (the bridge hears of close() when the
+    loop releases its reader)."""
     asyncio_only(run)   # a hang detector; the loop kind does not matter
     closed = new_loop("asyncio")
     capsule = fm.locals_new(closed)
@@ -725,15 +783,10 @@ def test_python_task_dropped_while_c_awaits_it(run):
     assert run(main) == list(range(200)) * 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug (design hazard): an operation holds its asyncio future only "
-    "weakly, so a task that awaits a bridge operation and is referenced by "
-    "nobody else (asyncio.ensure_future(coro) without keeping the task, "
-    "common fire-and-forget code) is garbage: gc.collect() destroys it "
-    "mid-flight ('Task was destroyed but it is pending!' on the loop's "
-    "exception handler) and cancels the operation, where asyncio's own "
-    "sleep() or run_in_executor() keep such a task alive until done"))
 def test_unreferenced_task_awaiting_a_bridge_operation_completes(run):
+    """Fire-and-forget: a task awaiting a bridge operation, referenced by
+    nobody, survives gc.collect() (the operation holds its future, as
+    asyncio's own I/O does) and completes."""
     asyncio_only(run)   # a hang detector; the loop kind does not matter
     done = []
 
@@ -1072,12 +1125,18 @@ def test_del_raising_in_user_data_and_results(run):
             assert info.value.domain == "gab-error-quark"
         # in user data of operations that are cancelled or dropped
         gate = fm.gate_new()
+        before = fm.stats()
         futs = [fm.gated(gate, Bomb(3 * N + i)) for i in range(N)]
         await runtime_sync()
         for f in futs[::2]:
             f.cancel()
         del futs
-        gc.collect()
+        # the dropped half is noticed by the bridge's next sweep
+        loop = asyncio.get_running_loop()
+        assert await loop.run_in_executor(None, fm.wait_cancel_seen,
+                                          before["cancel_seen"] + N, 30)
+        assert await loop.run_in_executor(None, fm.wait_delivered,
+                                          before["delivered"] + N, 30)
         await tm.ready(None)
         await runtime_sync()
         await tm.ready(None)

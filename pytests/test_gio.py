@@ -633,6 +633,64 @@ def test_communicate_cancel_kills_and_reaps(run, tmp_path):
     run(main)
 
 
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs os.pidfd_open")
+def test_dropped_operation_kills_its_child(run, tmp_path):
+    """An Operation that Python drops while pending (no reference, no done
+    callback): the bridge notices on its next sweep (0.1 s) and cancels the
+    GIO call, which kills the child. Its exit is awaited through a pidfd."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        op = gio.communicate(["sh", "-c", f"echo $$ > '{fifo}'; exec sleep 1000"])
+        pid = int(await loop.run_in_executor(None, fifo.read_text))
+        pidfd = os.pidfd_open(pid)
+        try:
+            exited = loop.create_future()
+            loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(True))
+            del op
+            try:
+                await asyncio.wait_for(exited, 30)
+            finally:
+                loop.remove_reader(pidfd)
+        finally:
+            os.close(pidfd)
+        return await gio.communicate(["echo", "still works"])
+
+    assert run(main) == (0, b"still works\n", b"")
+
+
+def test_unreferenced_task_awaiting_an_operation_completes(run, tmp_path):
+    """Fire-and-forget tasks awaiting gio Operations survive gc.collect():
+    the bridge holds an Operation while GIO runs, as asyncio holds its own
+    I/O futures."""
+    import gc
+    paths = []
+    for i in range(10):
+        paths.append(tmp_path / f"f{i}")
+        paths[-1].write_bytes(b"x" * i)
+
+    async def main():
+        done = []
+        all_done = asyncio.Event()
+
+        async def worker(path):
+            contents = await gio.load_contents(str(path))
+            done.append(len(contents))
+            if len(done) == len(paths):
+                all_done.set()
+
+        for path in paths:
+            asyncio.ensure_future(worker(path))
+        await asyncio.sleep(0)
+        gc.collect()
+        await asyncio.wait_for(all_done.wait(), 30)
+        return sorted(done)
+
+    assert run(main) == list(range(10))
+
+
 def test_communicate_timeout(run):
     """asyncio.wait_for() on communicate: TimeoutError, and the child is gone."""
     async def main():

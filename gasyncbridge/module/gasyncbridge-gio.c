@@ -246,8 +246,9 @@ static PyMethodDef operation_cancel_def = {
 };
 
 /* The bridge future is done: complete the Operation that waits on it. The
- * callback holds the Operation weakly, so that dropping the Operation
- * drops the bridge future too, which cancels the GIO call. */
+ * callback holds the Operation weakly, so that the bridge, which holds it
+ * as the future's owner, sees when Python drops it and cancels the GIO
+ * call. */
 static PyObject *
 operation_inner_done (PyObject *weakref,
                       PyObject *inner)
@@ -356,7 +357,10 @@ gab_module_operation_new (GabStartFunc    start,
     capsule = Py_NewRef (Py_None);
   if (capsule == NULL
       || PyObject_SetAttr (self, s_cancellable, capsule) < 0
-      || PyObject_SetAttr (self, s_inner, inner) < 0)
+      || PyObject_SetAttr (self, s_inner, inner) < 0
+      /* The bridge holds the Operation while GIO runs, and cancels when
+       * Python drops it (our callback below holds it only weakly). */
+      || !gab_future_set_owner (inner, self))
     goto fail;
   weakref = PyWeakref_NewRef (self, NULL);
   if (weakref == NULL)

@@ -17,7 +17,7 @@ G_BEGIN_DECLS
 /**
  * GabStartFunc:
  * @cancellable: the operation's cancellable; cancelled (on the runtime thread)
- *   when the Python future is cancelled or garbage-collected
+ *   when the Python future is cancelled or dropped
  * @callback: pass to the GIO-style `*_async` call you start
  * @callback_data: pass as the `user_data` of that call
  * @user_data: the data given to gab_future_into_py()
@@ -54,5 +54,9 @@ PyObject *gab_future_into_py (GabStartFunc    start,
                               GabFinishFunc   finish,
                               gpointer        user_data,
                               GDestroyNotify  user_data_free);
+
+GAB_EXTERN
+gboolean  gab_future_set_owner (PyObject *future,
+                                PyObject *owner);
 
 G_END_DECLS

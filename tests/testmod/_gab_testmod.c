@@ -11,6 +11,7 @@
 /* ---- stats shared with the tests ------------------------------------- */
 
 static GMutex stats_lock;
+static GCond  never_cond;      /* never_finished changed */
 static gint   never_started;
 static gint   never_finished;
 static gchar *never_cancel_thread;
@@ -78,6 +79,7 @@ never_return (gpointer data)
 
   g_mutex_lock (&stats_lock);
   never_finished++;
+  g_cond_broadcast (&never_cond);
   g_mutex_unlock (&stats_lock);
   g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "never: cancelled");
   g_object_unref (task);
@@ -129,6 +131,30 @@ t_never (PyObject *self,
          PyObject *unused)
 {
   return gab_future_into_py (never_start, never_finish, NULL, NULL);
+}
+
+/* wait_never_finished(n, timeout): True once n "never" operations have
+ * ended (cancelled), False after timeout seconds. Waits without the GIL. */
+static PyObject *
+t_wait_never_finished (PyObject *self,
+                       PyObject *args)
+{
+  long long n;
+  double timeout;
+  gboolean reached;
+  gint64 deadline;
+
+  if (!PyArg_ParseTuple (args, "Ld", &n, &timeout))
+    return NULL;
+  Py_BEGIN_ALLOW_THREADS
+  deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
+  g_mutex_lock (&stats_lock);
+  while (never_finished < n && g_cond_wait_until (&never_cond, &stats_lock, deadline))
+    ;
+  reached = never_finished >= n;
+  g_mutex_unlock (&stats_lock);
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong (reached);
 }
 
 static PyObject *
@@ -575,6 +601,8 @@ static PyMethodDef methods[] = {
   { "ready", t_ready, METH_O, "An operation that completes at once with value." },
   { "never", t_never, METH_NOARGS, "An operation that ends only when cancelled." },
   { "stats", t_stats, METH_NOARGS, NULL },
+  { "wait_never_finished", t_wait_never_finished, METH_VARARGS,
+    "wait_never_finished(n, timeout): until n never() operations ended; False on timeout." },
   { "fail", t_fail, METH_VARARGS, "An operation failing with GError(domain, code, message)." },
   { "finish_raises", t_finish_raises, METH_O, NULL },
   { "await_py", t_await_py, METH_O, "The runtime thread awaits a Python awaitable." },
