@@ -164,6 +164,7 @@ await_complete (Await    *self,
   self->completed = TRUE;
   g_queue_unlink (&running, &self->link);
   gab_loop_queue_unwatch (&self->watch);
+  gab_loop_queue_await_finished (self->locals->queue);
 
   cancelled = PyObject_CallMethodNoArgs (future, gab_py.s_cancelled);
   if (cancelled == Py_True)
@@ -188,6 +189,7 @@ await_complete (Await    *self,
   Py_XDECREF (exception);
   Py_XDECREF (value);
   PyErr_Clear ();
+  gab_loop_queue_spin_after_await (self->locals->queue);
 }
 
 static PyObject *
@@ -253,6 +255,28 @@ await_start (Await    *self,
       return;
     }
 
+#if PY_VERSION_HEX >= 0x030B0000
+  if (PyCoro_CheckExact (awaitable))
+    {
+      /* loop.create_task(coro, context=copy): the task runs in a copy of
+       * the caller's context, as below, without ensure_future's Python
+       * frames. A loop whose create_task() takes no context gets the
+       * general way. */
+      PyObject *copy = PyContext_Copy (self->locals->context);
+
+      if (copy != NULL)
+        {
+          PyObject *args[] = { loop, awaitable, copy };
+
+          py_task = PyObject_VectorcallMethod (gab_py.s_create_task, args, 2,
+                                               gab_py.kw_context);
+          Py_DECREF (copy);
+          if (py_task == NULL && PyErr_ExceptionMatches (PyExc_TypeError))
+            PyErr_Clear ();
+        }
+    }
+  if (py_task == NULL && !PyErr_Occurred ())
+#endif
   {
     /* context.run(asyncio.ensure_future, awaitable, loop=loop): the task
      * starts in (a copy of) the caller's context. */
@@ -284,6 +308,7 @@ await_start (Await    *self,
   Py_DECREF (ret);
   self->link.data = self;
   g_queue_push_tail_link (&running, &self->link);
+  gab_loop_queue_await_started (self->locals->queue);
   gab_loop_queue_watch (self->locals->queue, &self->watch);
   return;
 
@@ -322,6 +347,7 @@ await_watch_closed (GabLoopWatch *watch)
     {
       self->completed = TRUE;
       g_queue_unlink (&running, &self->link);
+      gab_loop_queue_await_finished (self->locals->queue);
       await_return (self, NULL, NULL,
                     g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
                                          "The asyncio event loop was closed while "
@@ -519,6 +545,7 @@ gab_into_future_close_all (void)
       Py_XINCREF (loop);   /* borrowed from the queue: keep it meanwhile */
       self->completed = TRUE;
       gab_loop_queue_unwatch (&self->watch);
+      gab_loop_queue_await_finished (self->locals->queue);
       await_return (self, NULL, NULL,
                     g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
                                          "The gasyncbridge runtime was shut down"),

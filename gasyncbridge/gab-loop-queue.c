@@ -41,6 +41,7 @@ struct _GabLoopQueue
   GMainContext *dispatch_context;  /* GIL; created on first use */
   /* GIL: the adaptive spin of gab_loop_queue_spin() */
   guint        in_flight;
+  guint        awaits;        /* Python tasks that C callers await */
   gint         spin_score;    /* > 0 after hits, < 0 after misses */
   guint        spin_skipped;
   /* GIL */
@@ -263,7 +264,40 @@ gab_loop_queue_op_finished (GabLoopQueue *queue)
 }
 
 void
+gab_loop_queue_await_started (GabLoopQueue *queue)
+{
+  queue->awaits++;
+}
+
+void
+gab_loop_queue_await_finished (GabLoopQueue *queue)
+{
+  queue->awaits--;
+}
+
+static void spin_wait (GabLoopQueue *queue);
+
+void
 gab_loop_queue_spin (GabLoopQueue *queue)
+{
+  /* Only for one operation at a time: with others in flight the loop has
+   * work to do, and waiting would only delay it. */
+  if (queue->in_flight == 1 && queue->awaits == 0)
+    spin_wait (queue);
+}
+
+void
+gab_loop_queue_spin_after_await (GabLoopQueue *queue)
+{
+  /* A C caller that awaits Python one call at a time sends its next call
+   * a few microseconds after it hears of this one. (Operations in flight
+   * do not stop it: the C caller's own driver may be one of them.) */
+  if (queue->awaits == 0)
+    spin_wait (queue);
+}
+
+static void
+spin_wait (GabLoopQueue *queue)
 {
   gint64 deadline;
   gboolean hit;
@@ -275,9 +309,7 @@ gab_loop_queue_spin (GabLoopQueue *queue)
       loop_spin_usec = env != NULL ? MAX (0, g_ascii_strtoll (env, NULL, 10))
                                    : GAB_LOOP_SPIN_USEC_DEFAULT;
     }
-  /* Only for one operation at a time: with others in flight the loop has
-   * work to do, and waiting would only delay it. */
-  if (loop_spin_usec == 0 || queue->in_flight != 1 || queue->dead)
+  if (loop_spin_usec == 0 || queue->dead)
     return;
   /* After misses (slow operations), spin only now and then, to notice when
    * operations become quick again. */
@@ -285,7 +317,8 @@ gab_loop_queue_spin (GabLoopQueue *queue)
     return;
 
   /* Let other Python threads run while we wait; the runtime thread needs
-   * no GIL to complete the operation. */
+   * no GIL to complete an operation, and a C caller that needs it for its
+   * callback gets it now rather than when the loop next sleeps. */
   Py_BEGIN_ALLOW_THREADS
   deadline = g_get_monotonic_time () + loop_spin_usec;
   while (g_atomic_pointer_get (&queue->head) == NULL

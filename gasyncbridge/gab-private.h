@@ -160,6 +160,12 @@ void          gab_loop_queue_op_finished  (GabLoopQueue *queue);
  * (GIL released) for its completion to arrive, so that the loop finds it
  * without sleeping. */
 void          gab_loop_queue_spin         (GabLoopQueue *queue);
+/* GIL, loop thread: count the Python tasks C callers await on this loop. */
+void          gab_loop_queue_await_started  (GabLoopQueue *queue);
+void          gab_loop_queue_await_finished (GabLoopQueue *queue);
+/* GIL, loop thread, after completing the last awaited task: the same wait,
+ * for a C caller's next call. */
+void          gab_loop_queue_spin_after_await (GabLoopQueue *queue);
 /* Any thread, no GIL: run @item under the GIL at the next opportunity. */
 void          gab_orphan_push             (GabLoopItem  *item);
 /* GIL held: run orphaned items. Cheap when there are none. */
