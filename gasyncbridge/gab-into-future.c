@@ -12,6 +12,12 @@
  * that asyncio loop instead (through a private context the bridge
  * iterates).
  *
+ * A coroutine runs inside a small driver coroutine of ours, the task's
+ * body, which hands the outcome to the GTask the moment it is there: no
+ * done callback on the task, no extra turn of the loop. Other awaitables
+ * (futures, objects with __await__) go through asyncio.ensure_future() and
+ * a done callback.
+ *
  * Cancelling the GCancellable cancels the Python task, and the GTask
  * reports G_IO_ERROR_CANCELLED only once the task has really stopped.
  *
@@ -38,7 +44,10 @@ struct _Await
   /* GIL */
   PyObject       *awaitable;         /* until started */
   PyObject       *py_task;           /* the asyncio task or future */
-  PyObject       *handle;            /* borrowed: our done callback on it */
+  PyObject       *handle;            /* borrowed, until completed: our done
+                                        callback, or the driver's `done` */
+  PyObject       *coro;              /* strong: the coroutine the driver runs */
+  gboolean        driven;            /* py_task runs the driver */
   gboolean        own_task;          /* we made py_task (ensure_future) */
   gboolean        completed;
   GList           link;              /* in `running` */
@@ -48,13 +57,32 @@ struct _Await
 typedef struct
 {
   PyObject_HEAD
-  Await *await;
+  Await   *await;
+  gboolean driver;     /* held by the driver coroutine's frame (and, once
+                          it raised, by the frame in its traceback) */
 } AwaitHandle;
 
 static PyTypeObject AwaitHandle_Type;
 
 /* GIL: awaits started and not yet completed, for shutdown. */
 static GQueue running = G_QUEUE_INIT;
+
+/* The task body for coroutines. `done` is our handle. Exceptions are
+ * handed over, not left in the task (nobody else looks at it), except the
+ * ones asyncio and the coroutine protocol need to see: CancelledError,
+ * KeyboardInterrupt, SystemExit, GeneratorExit. */
+static const char driver_source[] =
+  "async def awaited_by_c(coro, done):\n"
+  "    try:\n"
+  "        result = await coro\n"
+  "    except BaseException as exc:\n"
+  "        done(None, exc)\n"
+  "        if not isinstance(exc, Exception):\n"
+  "            raise\n"
+  "        return None\n"
+  "    done(result, None)\n";
+
+static PyObject *awaited_by_c;   /* GIL; the driver function */
 
 static Await *
 await_ref (Await *self)
@@ -70,6 +98,7 @@ await_unref (Await *self)
     return;
   g_assert (self->task == NULL);
   gab_py_decref (self->awaitable);
+  gab_py_decref (self->coro);
   gab_py_decref (self->py_task);
   g_clear_pointer (&self->locals, gab_task_locals_unref);
   g_clear_pointer (&self->dispatch_queue, gab_loop_queue_unref);
@@ -150,62 +179,131 @@ await_return (Await    *self,
     }
 }
 
-/* Loop thread, GIL: the Python task is done. */
+/* GIL, loop thread: listed as running, for shutdown, the loop's close()
+ * and the loop-side wait. Before the task exists: a loop with an eager
+ * task factory may finish it inside create_task(). */
+static void
+await_register (Await *self)
+{
+  self->link.data = self;
+  g_queue_push_tail_link (&running, &self->link);
+  gab_loop_queue_await_started (self->locals->queue);
+  gab_loop_queue_watch (self->locals->queue, &self->watch);
+}
+
+static void
+await_unregister (Await *self)
+{
+  g_queue_unlink (&running, &self->link);
+  gab_loop_queue_unwatch (&self->watch);
+  gab_loop_queue_await_finished (self->locals->queue);
+}
+
+/* Loop thread, GIL: the awaitable is done, with @value, or @exception
+ * (borrowed, nullable), or cancelled. */
 static void
 await_complete (Await    *self,
-                PyObject *future)
+                PyObject *value,
+                PyObject *exception,
+                gboolean  cancelled)
 {
-  PyObject *cancelled, *exception = NULL, *value = NULL;
   GError *error = NULL;
   GVariant *variant = NULL;
 
   if (self->completed)
     return;
   self->completed = TRUE;
-  g_queue_unlink (&running, &self->link);
-  gab_loop_queue_unwatch (&self->watch);
-  gab_loop_queue_await_finished (self->locals->queue);
+  await_unregister (self);
 
-  cancelled = PyObject_CallMethodNoArgs (future, gab_py.s_cancelled);
-  if (cancelled == Py_True)
+  if (cancelled
+      || (exception != NULL
+          && PyObject_IsInstance (exception, gab_py.cancelled_error) == 1))
     error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
                                  "The Python awaitable was cancelled");
-  else if (cancelled != NULL)
+  else if (exception != NULL)
+    error = gab_error_from_exception (exception);
+  else if (value == NULL)
+    gab_error_set_from_python (&error);
+  else if (self->want_variant && value != Py_None)
+    variant = gab_variant_from_python (value, NULL, &error);
+  PyErr_Clear ();
+  await_return (self, error == NULL ? value : NULL, variant, error, TRUE);
+  PyErr_Clear ();
+  /* Done with the task: let go of it now. A task that ends with an
+   * exception keeps the driver's frame, with our handle in it, through the
+   * traceback; holding the task would make that a cycle through us. A
+   * driver cancelled before its first step never touched the coroutine:
+   * close it, so Python does not warn that it was never awaited. */
+  if (cancelled)
+    close_unused (self->coro);
+  Py_CLEAR (self->coro);
+  Py_CLEAR (self->py_task);
+}
+
+/* Loop thread, GIL: the done callback of a future or task we await. */
+static void
+await_complete_from_future (Await    *self,
+                            PyObject *future)
+{
+  PyObject *cancelled, *exception = NULL, *value = NULL;
+
+  if (self->completed)
+    return;
+  cancelled = PyObject_CallMethodNoArgs (future, gab_py.s_cancelled);
+  if (cancelled != NULL && cancelled != Py_True)
     {
       exception = PyObject_CallMethodNoArgs (future, gab_py.s_exception);
-      if (exception != NULL && exception != Py_None)
-        error = gab_error_from_exception (exception);
-      else if (exception != NULL)
-        {
-          value = PyObject_CallMethodNoArgs (future, gab_py.s_result);
-          if (value != NULL && self->want_variant && value != Py_None)
-            variant = gab_variant_from_python (value, NULL, &error);
-        }
+      if (exception == Py_None)
+        value = PyObject_CallMethodNoArgs (future, gab_py.s_result);
     }
-  if (error == NULL && value == NULL)
-    gab_error_set_from_python (&error);
-  await_return (self, value, variant, error, TRUE);
+  await_complete (self, value,
+                  exception != Py_None ? exception : NULL, cancelled == Py_True);
   Py_XDECREF (cancelled);
   Py_XDECREF (exception);
   Py_XDECREF (value);
-  PyErr_Clear ();
-  gab_loop_queue_spin_after_await (self->locals->queue);
 }
 
+/* Called as a done callback (the future), or by the driver (value,
+ * exception). */
 static PyObject *
 await_handle_call (PyObject *self,
                    PyObject *args,
                    PyObject *kwargs)
 {
+  Await *await = ((AwaitHandle *) self)->await;
+  gboolean was_completed = await->completed;
+
   if (PyTuple_GET_SIZE (args) == 1)
-    await_complete (((AwaitHandle *) self)->await, PyTuple_GET_ITEM (args, 0));
+    await_complete_from_future (await, PyTuple_GET_ITEM (args, 0));
+  else if (PyTuple_GET_SIZE (args) == 2)
+    {
+      PyObject *exception = PyTuple_GET_ITEM (args, 1);
+
+      await_complete (await, PyTuple_GET_ITEM (args, 0),
+                      exception != Py_None ? exception : NULL, FALSE);
+    }
+  if (!was_completed)
+    gab_loop_queue_spin_after_await (await->locals->queue);
   Py_RETURN_NONE;
 }
 
 static void
 await_handle_dealloc (PyObject *self)
 {
-  await_unref (((AwaitHandle *) self)->await);
+  Await *await = ((AwaitHandle *) self)->await;
+
+  /* Only the driver coroutine's frame holds a driver's handle: if it goes
+   * without having called us, the coroutine never finished (dropped
+   * unstarted, say, with its loop). */
+  if (((AwaitHandle *) self)->driver && !await->completed)
+    {
+      PyObject *type, *value, *tb;
+
+      PyErr_Fetch (&type, &value, &tb);
+      await_complete (await, NULL, NULL, TRUE);
+      PyErr_Restore (type, value, tb);
+    }
+  await_unref (await);
   Py_TYPE (self)->tp_free (self);
 }
 
@@ -222,7 +320,59 @@ static PyTypeObject AwaitHandle_Type = {
 gboolean
 gab_into_future_types_init (void)
 {
-  return PyType_Ready (&AwaitHandle_Type) == 0;
+  if (PyType_Ready (&AwaitHandle_Type) < 0)
+    return FALSE;
+  if (awaited_by_c == NULL)
+    {
+      PyObject *globals = gab_py_run_source (driver_source, "gasyncbridge._into_future");
+
+      if (globals == NULL)
+        return FALSE;
+      awaited_by_c = Py_XNewRef (PyDict_GetItemString (globals, "awaited_by_c"));
+      Py_DECREF (globals);
+    }
+  return awaited_by_c != NULL;
+}
+
+/* GIL: a task of @loop for @awaitable in a copy of the caller's context,
+ * or @awaitable itself if it is a future already. New ref, or NULL with an
+ * exception set. */
+static PyObject *
+create_task (Await    *self,
+             PyObject *loop,
+             PyObject *awaitable)
+{
+  PyObject *py_task = NULL;
+
+#if PY_VERSION_HEX >= 0x030B0000
+  if (PyCoro_CheckExact (awaitable))
+    {
+      /* loop.create_task(coro, context=copy): without ensure_future's
+       * Python frames. A loop whose create_task() takes no context gets
+       * the general way below. */
+      PyObject *copy = PyContext_Copy (self->locals->context);
+
+      if (copy == NULL)
+        return NULL;
+      {
+        PyObject *args[] = { loop, awaitable, copy };
+
+        py_task = PyObject_VectorcallMethod (gab_py.s_create_task, args, 2,
+                                             gab_py.kw_context);
+      }
+      Py_DECREF (copy);
+      if (py_task != NULL || !PyErr_ExceptionMatches (PyExc_TypeError))
+        return py_task;
+      PyErr_Clear ();
+    }
+#endif
+  {
+    /* context.run(asyncio.ensure_future, awaitable, loop=loop): the task
+     * starts in a copy of the caller's context. */
+    PyObject *args[] = { self->locals->context, gab_py.ensure_future, awaitable, loop };
+
+    return PyObject_VectorcallMethod (gab_py.s_run, args, 3, gab_py.kw_loop);
+  }
 }
 
 /* Loop thread, GIL: schedule the awaitable on the loop. */
@@ -231,7 +381,7 @@ await_start (Await    *self,
              PyObject *awaitable)
 {
   PyObject *loop = gab_loop_queue_get_loop (self->locals->queue);
-  PyObject *py_task = NULL, *ret;
+  PyObject *py_task = NULL, *driver, *ret;
   AwaitHandle *handle;
   GError *error = NULL;
 
@@ -255,65 +405,79 @@ await_start (Await    *self,
       return;
     }
 
-#if PY_VERSION_HEX >= 0x030B0000
+  await_register (self);
   if (PyCoro_CheckExact (awaitable))
     {
-      /* loop.create_task(coro, context=copy): the task runs in a copy of
-       * the caller's context, as below, without ensure_future's Python
-       * frames. A loop whose create_task() takes no context gets the
-       * general way. */
-      PyObject *copy = PyContext_Copy (self->locals->context);
-
-      if (copy != NULL)
+      /* The driver coroutine is the task's body; it holds the handle. */
+      handle = PyObject_New (AwaitHandle, &AwaitHandle_Type);
+      if (handle == NULL)
+        goto fail_unused;
+      handle->await = await_ref (self);
+      handle->driver = FALSE;
+      driver = PyObject_CallFunctionObjArgs (awaited_by_c, awaitable, handle, NULL);
+      if (driver != NULL)
+        handle->driver = TRUE;
+      Py_DECREF (handle);   /* the driver's frame holds it from now on */
+      if (driver == NULL)
+        goto fail_unused;
+      py_task = create_task (self, loop, driver);
+      if (py_task == NULL)
         {
-          PyObject *args[] = { loop, awaitable, copy };
-
-          py_task = PyObject_VectorcallMethod (gab_py.s_create_task, args, 2,
-                                               gab_py.kw_context);
-          Py_DECREF (copy);
-          if (py_task == NULL && PyErr_ExceptionMatches (PyExc_TypeError))
-            PyErr_Clear ();
+          /* Report the real error first: closing the unstarted driver
+           * drops the handle, which would otherwise say "cancelled". */
+          gab_error_set_from_python (&error);
+          self->completed = TRUE;
+          await_unregister (self);
+          await_return (self, NULL, NULL, error, FALSE);
+          close_unused (driver);
+          Py_DECREF (driver);
+          close_unused (awaitable);
+          return;
         }
+      Py_DECREF (driver);
+      self->py_task = py_task;
+      self->own_task = TRUE;
+      self->driven = TRUE;
+      self->coro = Py_NewRef (awaitable);
+      /* Borrowed: the driver's frame holds it until the driver calls it. */
+      self->handle = (PyObject *) handle;
     }
-  if (py_task == NULL && !PyErr_Occurred ())
-#endif
-  {
-    /* context.run(asyncio.ensure_future, awaitable, loop=loop): the task
-     * starts in (a copy of) the caller's context. */
-    PyObject *args[] = { self->locals->context, gab_py.ensure_future, awaitable, loop };
-
-    py_task = PyObject_VectorcallMethod (gab_py.s_run, args, 3, gab_py.kw_loop);
-  }
-  if (py_task == NULL)
+  else
     {
-      gab_error_set_from_python (&error);
-      close_unused (awaitable);
-      await_return (self, NULL, NULL, error, FALSE);
-      return;
-    }
-  self->py_task = py_task;
-  self->own_task = py_task != awaitable;
+      py_task = create_task (self, loop, awaitable);
+      if (py_task == NULL)
+        goto fail_unused;
+      self->py_task = py_task;
+      self->own_task = py_task != awaitable;
 
-  handle = PyObject_New (AwaitHandle, &AwaitHandle_Type);
-  if (handle == NULL)
-    goto fail;
-  handle->await = await_ref (self);
-  /* Borrowed: alive while it is on the task, which is while we hold it. */
-  self->handle = (PyObject *) handle;
-  ret = PyObject_CallMethodOneArg (py_task, gab_py.s_add_done_callback,
-                                   (PyObject *) handle);
-  Py_DECREF (handle);
-  if (ret == NULL)
-    goto fail;
-  Py_DECREF (ret);
-  self->link.data = self;
-  g_queue_push_tail_link (&running, &self->link);
-  gab_loop_queue_await_started (self->locals->queue);
-  gab_loop_queue_watch (self->locals->queue, &self->watch);
+      handle = PyObject_New (AwaitHandle, &AwaitHandle_Type);
+      if (handle == NULL)
+        goto fail;
+      handle->await = await_ref (self);
+      handle->driver = FALSE;
+      /* Borrowed: alive while it is on the task, which is while we hold it. */
+      self->handle = (PyObject *) handle;
+      ret = PyObject_CallMethodOneArg (py_task, gab_py.s_add_done_callback,
+                                       (PyObject *) handle);
+      Py_DECREF (handle);
+      if (ret == NULL)
+        goto fail;
+      Py_DECREF (ret);
+    }
   return;
 
+fail_unused:
+  close_unused (awaitable);
 fail:
   gab_error_set_from_python (&error);
+  if (self->completed)
+    {
+      /* An eager task factory already ran it to its end. */
+      g_clear_error (&error);
+      return;
+    }
+  self->completed = TRUE;
+  await_unregister (self);
   await_return (self, NULL, NULL, error, FALSE);
 }
 
@@ -328,8 +492,11 @@ await_let_go_of_task (Await *self)
 
   if (task == NULL)
     return;
-  ret = PyObject_CallMethodOneArg (task, gab_py.s_remove_done_callback, self->handle);
-  Py_XDECREF (ret);
+  if (self->handle != NULL)
+    {
+      ret = PyObject_CallMethodOneArg (task, gab_py.s_remove_done_callback, self->handle);
+      Py_XDECREF (ret);
+    }
   if (self->own_task)
     PyObject_SetAttrString (task, "_log_destroy_pending", Py_False);
   PyErr_Clear ();
@@ -346,8 +513,7 @@ await_watch_closed (GabLoopWatch *watch)
   if (!self->completed)
     {
       self->completed = TRUE;
-      g_queue_unlink (&running, &self->link);
-      gab_loop_queue_await_finished (self->locals->queue);
+      await_unregister (self);
       await_return (self, NULL, NULL,
                     g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
                                          "The asyncio event loop was closed while "
@@ -387,8 +553,18 @@ cancel_item_run (GabLoopItem *item,
 
   if (alive && self->py_task != NULL && !self->completed)
     {
-      PyObject *ret = PyObject_CallMethodNoArgs (self->py_task, gab_py.s_cancel);
+      PyObject *ret;
 
+      /* A driver cancelled before its first step never enters its body and
+       * so never calls us: hear of the task's end as a done callback then
+       * (a no-op if the driver did call). */
+      if (self->driven)
+        {
+          ret = PyObject_CallMethodOneArg (self->py_task, gab_py.s_add_done_callback,
+                                           self->handle);
+          Py_XDECREF (ret);
+        }
+      ret = PyObject_CallMethodNoArgs (self->py_task, gab_py.s_cancel);
       Py_XDECREF (ret);
       PyErr_Clear ();
     }

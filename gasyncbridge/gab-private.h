@@ -84,6 +84,11 @@ void      gab_gil_release          (PyGILState_STATE state);
 /* Runtime thread: create its persistent PyThreadState, once, so that
  * PyGILState_Ensure() there never creates and destroys one per call. */
 void      gab_python_pin_runtime_thread (void);
+/* GIL held: runs Python @source as the body of a module called
+ * @module_name and returns its globals (new ref), or NULL with an
+ * exception set. How the bridge defines its small Python helpers. */
+PyObject *gab_py_run_source        (const char *source,
+                                    const char *module_name);
 /* GIL held: the running loop of this thread, new ref, or NULL (no error). */
 PyObject *gab_py_running_loop      (void);
 /* GIL held: future.done(), with the C fast path. -1 on error. */

@@ -358,6 +358,35 @@ gab_python_ensure_error (GError **error)
 }
 
 PyObject *
+gab_py_run_source (const char *source,
+                   const char *module_name)
+{
+  PyObject *globals, *name, *code, *ret = NULL;
+
+  globals = PyDict_New ();
+  name = PyUnicode_FromString (module_name);
+  if (globals == NULL || name == NULL
+      || PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ()) < 0
+      || PyDict_SetItemString (globals, "__name__", name) < 0)
+    goto out;
+  /* The module name as the file name: tracebacks through this code say
+   * whose it is. */
+  code = Py_CompileString (source, module_name, Py_file_input);
+  if (code != NULL)
+    ret = PyEval_EvalCode (code, globals, globals);
+  Py_XDECREF (code);
+out:
+  Py_XDECREF (name);
+  if (ret == NULL)
+    {
+      Py_CLEAR (globals);
+      return NULL;
+    }
+  Py_DECREF (ret);
+  return globals;
+}
+
+PyObject *
 gab_py_running_loop (void)
 {
   PyObject *loop = PyObject_CallNoArgs (gab_py.get_running_loop);
