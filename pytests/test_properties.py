@@ -350,6 +350,36 @@ def test_variant_out_of_range_and_wrong_types(type_string_, value):
     assert (info.value.domain, info.value.code) == CONVERSION
 
 
+def nested_in(wrap, n, leaf=7):
+    for _ in range(n):
+        leaf = wrap(leaf)
+    return leaf
+
+
+@pytest.mark.parametrize("wrap,typed", [
+    (lambda x: [x], lambda n: "a" * n + "x"),
+    (lambda x: (x,), lambda n: "(" * n + "x" + ")" * n),
+    (lambda x: {"k": x}, lambda n: "a{sv}"),
+], ids=["list", "tuple", "dict"])
+def test_variant_depth_limit_is_64_levels_of_containers(wrap, typed):
+    """The documented limit: 64 nested containers around a value convert and
+    come back whole, inferred or with a type; 65 are a clean conversion
+    error that says so, and conversion works afterwards."""
+    value = nested_in(wrap, 64)
+    for type_string_ in (None, typed(64)):
+        _, got = tm.variant_roundtrip(value, type_string_)
+        assert_same(got, value)
+
+    deeper = wrap(value)
+    for type_string_ in (None, typed(65)):
+        with pytest.raises(gasyncbridge.GLibError) as info:
+            tm.variant_roundtrip(deeper, type_string_)
+        assert (info.value.domain, info.value.code) == CONVERSION
+        assert "nested deeper than 64 levels" in info.value.message
+
+    assert tm.variant_roundtrip([1, 2]) == ("ax", [1, 2])
+
+
 # ---- GError -> Python ------------------------------------------------------
 
 # G_IO_ERROR codes the contract maps to a class of their own.
