@@ -48,6 +48,74 @@ def test_file_error_domain_maps_by_errno():
     assert exc.domain == "g-file-error-quark"
 
 
+FILE = "g-file-error-quark"
+SPAWN = "g-exec-error-quark"
+
+
+@pytest.mark.parametrize("domain,code,cls", [
+    (FILE, 4, FileNotFoundError),      # G_FILE_ERROR_NOENT, G_IO_ERROR_NOT_FOUND's errno
+    (FILE, 2, PermissionError),        # G_FILE_ERROR_ACCES
+    (FILE, 12, OSError),               # G_FILE_ERROR_NOSPC
+    (FILE, 6, OSError),                # G_FILE_ERROR_NXIO: no G_IO_ERROR code for ENXIO
+    (SPAWN, 8, FileNotFoundError),     # G_SPAWN_ERROR_NOENT
+    (SPAWN, 6, OSError),               # G_SPAWN_ERROR_NOEXEC
+    (IO, 1, FileNotFoundError),
+])
+def test_errno_errors_round_trip_with_their_domain(domain, code, cls):
+    """An OSError made from a GError becomes that GError again, not the
+    G_IO_ERROR code of its errno, and stays that way."""
+    exc = tm.error_from_gerror(domain, code, "message text")
+    assert isinstance(exc, cls)
+    d, c, back = tm.error_roundtrip(exc)
+    assert (d, c) == (domain, code)
+    assert type(back) is type(exc)
+    assert (back.domain, back.code, back.errno) == (domain, code, exc.errno)
+    assert tm.error_roundtrip(back)[:2] == (domain, code)
+
+
+def test_errno_wins_over_domain_and_code_that_disagree():
+    exc = tm.error_from_gerror(FILE, 4, "gone")   # G_FILE_ERROR_NOENT
+    exc.errno = errno.EACCES                     # changed by the program
+    assert tm.error_roundtrip(exc)[:2] == (IO, 14)
+
+    # Attributes an OSError of the program's own happens to have.
+    exc = FileNotFoundError(errno.ENOENT, "x")
+    exc.domain, exc.code = FILE, 2                # G_FILE_ERROR_ACCES: EACCES
+    assert tm.error_roundtrip(exc)[:2] == (IO, 1)
+    exc.domain, exc.code = "no-such-domain-ever-quark", 4
+    assert tm.error_roundtrip(exc)[:2] == (IO, 1)
+    exc.domain, exc.code = FILE, 2 ** 40
+    assert tm.error_roundtrip(exc)[:2] == (IO, 1)
+    exc.domain, exc.code = b"g-file-error-quark", 4
+    assert tm.error_roundtrip(exc)[:2] == (IO, 1)
+
+    class DomainRaises(FileNotFoundError):
+        @property
+        def domain(self):
+            raise RuntimeError("no domain")
+
+    d, c, back = tm.error_roundtrip(DomainRaises(errno.ENOENT, "x"))
+    assert (d, c) == (IO, 1)
+    assert type(back) is FileNotFoundError
+    # Nothing left behind: the mapping still works.
+    assert tm.error_roundtrip(tm.error_from_gerror(FILE, 4, "gone"))[:2] == (FILE, 4)
+
+
+def test_file_error_through_c_and_python_and_back(run):
+    """G_FILE_ERROR from a C operation, raised in a coroutine that C awaits,
+    given back to Python: still G_FILE_ERROR."""
+    async def inner():
+        await tm.fail(FILE, 4, "gone")            # G_FILE_ERROR_NOENT
+
+    async def main():
+        with pytest.raises(FileNotFoundError) as info:
+            await tm.await_py(inner())
+        assert (info.value.domain, info.value.code) == (FILE, 4)
+        assert await tm.ready(5) == 5
+
+    run(main)
+
+
 def test_other_errors_become_glib_error():
     exc = tm.error_from_gerror("some-domain", 3, "boom")
     assert type(exc) is gasyncbridge.GLibError
