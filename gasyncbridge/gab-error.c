@@ -5,10 +5,11 @@
  * G_SPAWN_ERROR codes <-> the OSError subclass of that errno (back to the
  * same domain and code through the .domain and .code the OSError carries,
  * as long as they agree with its errno; else to G_IO_ERROR by errno);
- * other GErrors become gasyncbridge.GLibError. Other Python exceptions
- * become GAB_PYTHON_ERROR, an extended GError that keeps the exception
- * object so that it can be raised again, the same object with its
- * traceback.
+ * other GErrors become gasyncbridge.GLibError, and a GLibError its own
+ * domain and code (but for a domain that is no quark yet, past the limit
+ * on new ones: see glib_error_domain()). Other Python exceptions become
+ * GAB_PYTHON_ERROR, an extended GError that keeps the exception object so
+ * that it can be raised again, the same object with its traceback.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -271,6 +272,43 @@ is_instance (PyObject *exception,
 static int errno_for (GQuark domain,
                       gint   code);
 
+/* GLib keeps every quark for the life of the process: left to make one of
+ * each new GLibError domain, a program could grow memory without bound. A
+ * domain that is a quark already costs nothing; new ones are limited in
+ * number and length. */
+#define MAX_NEW_DOMAINS 256
+#define MAX_NEW_DOMAIN_LENGTH 128
+
+/* The quark of a GLibError's .domain, or 0 when it is no quark yet and may
+ * not become one: past the limits above, or with a NUL, which a quark
+ * would cut off. */
+static GQuark
+glib_error_domain (const char *name,
+                   Py_ssize_t  length)
+{
+  static gint n_new_domains;
+  GQuark quark;
+  gint n;
+
+  if (strlen (name) != (gsize) length)
+    return 0;
+  quark = g_quark_try_string (name);
+  if (quark != 0)
+    return quark;
+  if (length > MAX_NEW_DOMAIN_LENGTH)
+    return 0;
+
+  do
+    {
+      n = g_atomic_int_get (&n_new_domains);
+      if (n >= MAX_NEW_DOMAINS)
+        return 0;
+    }
+  while (!g_atomic_int_compare_and_exchange (&n_new_domains, n, n + 1));
+
+  return g_quark_from_string (name);
+}
+
 /* An OSError that gab_error_new_python_exception() made carries the
  * .domain and .code of its GError. G_FILE_ERROR and G_SPAWN_ERROR share
  * their errnos with G_IO_ERROR, so only these attributes tell which the
@@ -344,22 +382,25 @@ gab_error_from_exception (PyObject *exception)
     {
       PyObject *domain, *msg = NULL;
       const char *domain_utf8 = NULL, *msg_utf8 = NULL;
+      Py_ssize_t domain_length = 0;
+      GQuark quark = 0;
       long code = 0;
 
       /* Each lookup only while no exception is pending: they run Python
        * code (properties) that must not start with one set. */
       domain = PyObject_GetAttr (exception, gab_py.s_domain);
       if (domain != NULL && PyUnicode_Check (domain))
-        domain_utf8 = PyUnicode_AsUTF8 (domain);
+        domain_utf8 = PyUnicode_AsUTF8AndSize (domain, &domain_length);
       if (domain_utf8 != NULL)
         msg = PyObject_GetAttr (exception, gab_py.s_message);
       if (msg != NULL && PyUnicode_Check (msg))
         msg_utf8 = PyUnicode_AsUTF8 (msg);
       if (msg_utf8 != NULL)
+        quark = glib_error_domain (domain_utf8, domain_length);
+      if (quark != 0)
         {
           get_int_attr (exception, gab_py.s_code, &code);
-          error = g_error_new_literal (g_quark_from_string (domain_utf8),
-                                       (gint) code, msg_utf8);
+          error = g_error_new_literal (quark, (gint) code, msg_utf8);
           Py_DECREF (domain);
           Py_DECREF (msg);
           return error;
@@ -367,7 +408,8 @@ gab_error_from_exception (PyObject *exception)
       Py_XDECREF (domain);
       Py_XDECREF (msg);
       PyErr_Clear ();
-      /* A GLibError without a domain is a plain Python exception. */
+      /* A GLibError without a domain it may have as a GError is a plain
+       * Python exception: kept, it comes back with its .domain. */
     }
 
   message = gab_exception_describe (exception);
@@ -419,7 +461,16 @@ gab_error_from_exception (PyObject *exception)
  * exception object. An OSError made from a #GError (by
  * gab_error_new_python_exception()) becomes that #GError's domain and code
  * again, %G_FILE_ERROR and %G_SPAWN_ERROR included, unless its `.errno`
- * no longer matches them. Needs the GIL. With no exception set, @error says so.
+ * no longer matches them. Needs the GIL. With no exception set, @error
+ * says so.
+ *
+ * GLib keeps every error domain (a #GQuark) for the life of the process,
+ * so the bridge makes at most 256 new ones from GLibError domains, each at
+ * most 128 bytes long. A GLibError whose domain is no quark yet and would
+ * be past these limits, or has a NUL in it, becomes a %GAB_PYTHON_ERROR
+ * keeping the exception (and so its `.domain`) instead. A domain that is a
+ * quark already, such as one the C code that checks for it has used,
+ * always maps.
  */
 void
 gab_error_set_from_python (GError **error)

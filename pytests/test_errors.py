@@ -1,6 +1,9 @@
 """GError <-> Python exception mapping, both ways."""
 import asyncio
 import errno
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -153,6 +156,77 @@ def test_unmapped_exception_round_trips_as_the_same_object():
         assert code == 0
         assert back is exc
         assert back.__traceback__ is not None
+
+
+# In a process of its own: the limit is on the quarks of the whole process.
+DOMAIN_FLOOD_SCRIPT = """
+import asyncio, gasyncbridge, _gab_testmod as tm
+try:
+    from gi.repository import GLib
+except ImportError:
+    GLib = None
+PYTHON = "gab-python-error-quark"
+
+def kept(exc):
+    domain, code, back = tm.error_roundtrip(exc)
+    assert (domain, code) == (PYTHON, 0), (exc.domain, domain, code)
+    assert back is exc and back.domain == exc.domain
+    return True
+
+def mapped(exc):
+    domain, code, back = tm.error_roundtrip(exc)
+    if (domain, code) == (PYTHON, 0):
+        return not kept(exc)
+    assert (domain, code) == (exc.domain, exc.code)
+    assert type(back) is gasyncbridge.GLibError and back.domain == exc.domain
+    return True
+
+# Too long, or with a NUL: never a new quark, each kept as it is.
+assert kept(gasyncbridge.GLibError("m", "x" * 129 + "-quark", 1))
+assert kept(gasyncbridge.GLibError("m", "a\\0b-quark", 1))
+assert mapped(gasyncbridge.GLibError("m", "y" * 128, 1))         # 1 new quark
+
+# New domains map while there is room (255 more), then are kept.
+results = [mapped(gasyncbridge.GLibError("m", f"flood-{i}-quark", i)) for i in range(400)]
+assert results == [True] * 255 + [False] * 145, results.count(True)
+if GLib is not None:
+    assert GLib.quark_try_string("flood-254-quark") != 0
+    assert GLib.quark_try_string("flood-255-quark") == 0
+    assert GLib.quark_try_string("flood-399-quark") == 0
+
+# Domains that are quarks already still map: earlier ones, GLib's, and one
+# the C side used after the limit was reached.
+assert mapped(gasyncbridge.GLibError("m", "flood-7-quark", 3))
+assert mapped(gasyncbridge.GLibError("m", "g-io-error-quark", 0))
+tm.error_from_gerror("shop-error-quark", 3, "from C")
+assert mapped(gasyncbridge.GLibError("the shelf is empty", "shop-error-quark", 3))
+
+# And through C awaiting Python: the very exception comes back.
+problem = gasyncbridge.GLibError("m", "flood-late-quark", 9)
+async def raiser():
+    raise problem
+async def main():
+    try:
+        await tm.await_py(raiser())
+    except gasyncbridge.GLibError as e:
+        assert e is problem
+    else:
+        raise AssertionError("no exception")
+    assert await tm.ready("still works") == "still works"
+asyncio.run(main())
+print("ok")
+"""
+
+
+def test_glib_error_domains_make_a_bounded_number_of_quarks():
+    """GLib keeps every quark forever: a program raising GLibErrors of ever
+    new domains must not grow memory without bound. Past 256 new domains
+    (or for one longer than 128 bytes) the GLibError is a GAB_PYTHON_ERROR
+    that keeps it; known domains map as before, and the bridge works."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(DOMAIN_FLOOD_SCRIPT)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == "ok\n", proc.stdout + proc.stderr
 
 
 def test_glib_error_pickles_and_has_defaults():

@@ -393,7 +393,8 @@ IO_CLASSES = {
 domains = st.one_of(
     st.sampled_from([IO, FILE, PYTHON, "gab-error-quark", "g-key-file-error-quark",
                      "g-dbus-error-quark", "g-resolver-error-quark"]),
-    # Other names, from a small set: GLib keeps every quark forever.
+    # Other names, from a small set: GLib keeps every quark forever, and
+    # the bridge makes at most 256 new ones from GLibError domains.
     st.text("abc-", min_size=1, max_size=3).map(lambda s: "prop-" + s),
 )
 codes = st.one_of(st.integers(0, 50), st.integers(-2**31, 2**31 - 1))
