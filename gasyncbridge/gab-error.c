@@ -181,6 +181,11 @@ gab_error_types_init (void)
 {
   PyObject *globals, *ret;
 
+  /* Register the extended domain before a GLibError's .domain can make a
+   * plain quark of its name: a GAB_PYTHON_ERROR made then would have no
+   * private part, and reading it would read before the GError. */
+  (void) gab_python_error_quark ();
+
   globals = PyDict_New ();
   if (globals == NULL)
     return FALSE;

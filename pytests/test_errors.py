@@ -229,6 +229,28 @@ def test_glib_error_domains_make_a_bounded_number_of_quarks():
     assert proc.stdout == "ok\n", proc.stdout + proc.stderr
 
 
+BRIDGE_DOMAIN_FIRST_SCRIPT = """
+import gasyncbridge, _gab_testmod as tm
+exc = gasyncbridge.GLibError("m", "gab-python-error-quark", 5)
+domain, code, back = tm.error_roundtrip(exc)
+assert (domain, code) == ("gab-python-error-quark", 5), (domain, code)
+assert type(back) is gasyncbridge.GLibError
+assert (back.domain, back.code, back.message) == (domain, code, "m")
+assert tm.error_roundtrip(ValueError("v"))[2].args == ("v",)
+print("ok")
+"""
+
+
+def test_glib_error_in_the_bridge_domain_before_any_other_error():
+    """The first error of a process a GLibError naming GAB_PYTHON_ERROR's
+    domain: the extended domain must be registered by then, or the GError
+    has no private part for the bridge to read (it crashed)."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(BRIDGE_DOMAIN_FIRST_SCRIPT)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == "ok\n"
+
+
 def test_glib_error_pickles_and_has_defaults():
     import pickle
     e = pickle.loads(pickle.dumps(gasyncbridge.GLibError("m", "d", 2)))
