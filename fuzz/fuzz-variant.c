@@ -30,7 +30,8 @@
 #include <string.h>
 
 /* Python container nesting gab_variant_from_python() accepts (see
- * GAB_VARIANT_MAX_DEPTH in gab-variant.c; the top level counts as 1). */
+ * GAB_VARIANT_MAX_DEPTH in gab-variant.c; the outermost container is level
+ * 1, a scalar inside the innermost one is no level). */
 #define FROM_PYTHON_MAX_DEPTH 64
 
 /* Grammar nesting for generated types: deep enough for every container in
@@ -130,8 +131,9 @@ type_from_input (const guint8 *bytes,
 }
 
 /* Python container nesting of a value of @type, as gab_variant_from_python()
- * counts it: arrays, tuples and dict entries nest, maybes do not, and the
- * entries of an a{KV} are the array's own level. */
+ * counts it: arrays, tuples and dict entries nest, maybes do not, `ay` is
+ * bytes, no container, and the entries of an a{KV} are the array's own
+ * level. */
 static guint
 python_depth (const GVariantType *type)
 {
@@ -144,6 +146,8 @@ python_depth (const GVariantType *type)
     {
       const GVariantType *element = g_variant_type_element (type);
 
+      if (g_variant_type_equal (element, G_VARIANT_TYPE_BYTE))
+        return 0;
       if (g_variant_type_is_dict_entry (element))
         return 1 + MAX (python_depth (g_variant_type_key (element)),
                         python_depth (g_variant_type_value (element)));
@@ -343,7 +347,7 @@ gab_fuzz_one (const uint8_t *data,
     {
       check_error (error);
       /* Without `v`, only the documented depth limit may refuse it. */
-      if (!boxes && (python_depth (type) + 1 <= FROM_PYTHON_MAX_DEPTH
+      if (!boxes && (python_depth (type) <= FROM_PYTHON_MAX_DEPTH
                      || strstr (error->message, "nested deeper than") == NULL))
         gab_fuzz_fail ("type '%s': %s does not convert back: %s",
                        type_string, repr_normal, error->message);

@@ -82,9 +82,10 @@ def nested(depth, leaf):
     return leaf
 
 
-# Past the 64 levels of Python containers gab_variant_from_python() takes.
-VARIANTS["deep-beyond-limit"] = ("a" * 66 + "i", nested(66, 7))
-VARIANTS["deep-at-limit"] = ("a" * 63 + "i", nested(63, 7))
+# At and past the 64 levels of Python containers gab_variant_from_python()
+# takes (the int inside the innermost list is no level).
+VARIANTS["deep-beyond-limit"] = ("a" * 65 + "i", nested(65, 7))
+VARIANTS["deep-at-limit"] = ("a" * 64 + "i", nested(64, 7))
 
 
 def raw_variant_seeds():

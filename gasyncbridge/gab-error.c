@@ -1,11 +1,15 @@
 /* gab-error.c: GError <-> Python exception.
  *
  * Mapped both ways: G_IO_ERROR_CANCELLED <-> asyncio.CancelledError,
- * TIMED_OUT <-> TimeoutError, errno-like G_IO_ERROR and G_FILE_ERROR codes
- * <-> the OSError subclass of that errno; other GErrors become
- * gasyncbridge.GLibError. Other Python exceptions become GAB_PYTHON_ERROR,
- * an extended GError that keeps the exception object so that it can be
- * raised again, the same object with its traceback.
+ * TIMED_OUT <-> TimeoutError, errno-like G_IO_ERROR, G_FILE_ERROR and
+ * G_SPAWN_ERROR codes <-> the OSError subclass of that errno (back to the
+ * same domain and code through the .domain and .code the OSError carries,
+ * as long as they agree with its errno; else to G_IO_ERROR by errno);
+ * other GErrors become gasyncbridge.GLibError, and a GLibError its own
+ * domain and code (but for a domain that is no quark yet, past the limit
+ * on new ones: see glib_error_domain()). Other Python exceptions become
+ * GAB_PYTHON_ERROR, an extended GError that keeps the exception object so
+ * that it can be raised again, the same object with its traceback.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -177,6 +181,11 @@ gab_error_types_init (void)
 {
   PyObject *globals, *ret;
 
+  /* Register the extended domain before a GLibError's .domain can make a
+   * plain quark of its name: a GAB_PYTHON_ERROR made then would have no
+   * private part, and reading it would read before the GError. */
+  (void) gab_python_error_quark ();
+
   globals = PyDict_New ();
   if (globals == NULL)
     return FALSE;
@@ -265,6 +274,81 @@ is_instance (PyObject *exception,
   return status == 1;
 }
 
+static int errno_for (GQuark domain,
+                      gint   code);
+
+/* GLib keeps every quark for the life of the process: left to make one of
+ * each new GLibError domain, a program could grow memory without bound. A
+ * domain that is a quark already costs nothing; new ones are limited in
+ * number and length. */
+#define MAX_NEW_DOMAINS 256
+#define MAX_NEW_DOMAIN_LENGTH 128
+
+/* The quark of a GLibError's .domain, or 0 when it is no quark yet and may
+ * not become one: past the limits above, or with a NUL, which a quark
+ * would cut off. */
+static GQuark
+glib_error_domain (const char *name,
+                   Py_ssize_t  length)
+{
+  static gint n_new_domains;
+  GQuark quark;
+  gint n;
+
+  if (strlen (name) != (gsize) length)
+    return 0;
+  quark = g_quark_try_string (name);
+  if (quark != 0)
+    return quark;
+  if (length > MAX_NEW_DOMAIN_LENGTH)
+    return 0;
+
+  do
+    {
+      n = g_atomic_int_get (&n_new_domains);
+      if (n >= MAX_NEW_DOMAINS)
+        return 0;
+    }
+  while (!g_atomic_int_compare_and_exchange (&n_new_domains, n, n + 1));
+
+  return g_quark_from_string (name);
+}
+
+/* An OSError that gab_error_new_python_exception() made carries the
+ * .domain and .code of its GError. G_FILE_ERROR and G_SPAWN_ERROR share
+ * their errnos with G_IO_ERROR, so only these attributes tell which the
+ * error came from: take them back when they agree with @errnum (an errno
+ * changed since, or attributes of some other meaning, lose to the errno).
+ * Never creates a quark. */
+static gboolean
+errno_error_kept (PyObject *exception,
+                  long      errnum,
+                  GQuark   *domain,
+                  gint     *code)
+{
+  PyObject *value = PyObject_GetAttr (exception, gab_py.s_domain);
+  const char *name = NULL;
+  GQuark quark = 0;
+  long number;
+
+  if (value != NULL && PyUnicode_Check (value))
+    name = PyUnicode_AsUTF8 (value);
+  if (name != NULL)
+    quark = g_quark_try_string (name);
+  Py_XDECREF (value);
+  PyErr_Clear ();
+
+  if (quark == 0
+      || !get_int_attr (exception, gab_py.s_code, &number)
+      || number < G_MININT || number > G_MAXINT
+      || errno_for (quark, (gint) number) != errnum)
+    return FALSE;
+
+  *domain = quark;
+  *code = (gint) number;
+  return TRUE;
+}
+
 static gboolean
 is_instance_of_builtin (PyObject   *exception,
                         const char *name)
@@ -303,22 +387,25 @@ gab_error_from_exception (PyObject *exception)
     {
       PyObject *domain, *msg = NULL;
       const char *domain_utf8 = NULL, *msg_utf8 = NULL;
+      Py_ssize_t domain_length = 0;
+      GQuark quark = 0;
       long code = 0;
 
       /* Each lookup only while no exception is pending: they run Python
        * code (properties) that must not start with one set. */
       domain = PyObject_GetAttr (exception, gab_py.s_domain);
       if (domain != NULL && PyUnicode_Check (domain))
-        domain_utf8 = PyUnicode_AsUTF8 (domain);
+        domain_utf8 = PyUnicode_AsUTF8AndSize (domain, &domain_length);
       if (domain_utf8 != NULL)
         msg = PyObject_GetAttr (exception, gab_py.s_message);
       if (msg != NULL && PyUnicode_Check (msg))
         msg_utf8 = PyUnicode_AsUTF8 (msg);
       if (msg_utf8 != NULL)
+        quark = glib_error_domain (domain_utf8, domain_length);
+      if (quark != 0)
         {
           get_int_attr (exception, gab_py.s_code, &code);
-          error = g_error_new_literal (g_quark_from_string (domain_utf8),
-                                       (gint) code, msg_utf8);
+          error = g_error_new_literal (quark, (gint) code, msg_utf8);
           Py_DECREF (domain);
           Py_DECREF (msg);
           return error;
@@ -326,7 +413,8 @@ gab_error_from_exception (PyObject *exception)
       Py_XDECREF (domain);
       Py_XDECREF (msg);
       PyErr_Clear ();
-      /* A GLibError without a domain is a plain Python exception. */
+      /* A GLibError without a domain it may have as a GError is a plain
+       * Python exception: kept, it comes back with its .domain. */
     }
 
   message = gab_exception_describe (exception);
@@ -343,8 +431,14 @@ gab_error_from_exception (PyObject *exception)
       PyErr_Clear ();
       if (has_errno && errnum > 0)
         {
-          GIOErrorEnum code = g_io_error_from_errno ((gint) errnum);
+          GIOErrorEnum code;
+          GQuark kept_domain;
+          gint kept_code;
 
+          if (errno_error_kept (exception, errnum, &kept_domain, &kept_code))
+            return g_error_new_literal (kept_domain, kept_code, message);
+
+          code = g_io_error_from_errno ((gint) errnum);
           if (code != G_IO_ERROR_FAILED)
             return g_error_new_literal (G_IO_ERROR, code, message);
         }
@@ -369,7 +463,19 @@ gab_error_from_exception (PyObject *exception)
  * mapped as described in gab-error.h: CancelledError, TimeoutError and
  * OSError subclasses become their %G_IO_ERROR codes, a GLibError its own
  * domain and code, and anything else %GAB_PYTHON_ERROR keeping the
- * exception object. Needs the GIL. With no exception set, @error says so.
+ * exception object. An OSError made from a #GError (by
+ * gab_error_new_python_exception()) becomes that #GError's domain and code
+ * again, %G_FILE_ERROR and %G_SPAWN_ERROR included, unless its `.errno`
+ * no longer matches them. Needs the GIL. With no exception set, @error
+ * says so.
+ *
+ * GLib keeps every error domain (a #GQuark) for the life of the process,
+ * so the bridge makes at most 256 new ones from GLibError domains, each at
+ * most 128 bytes long. A GLibError whose domain is no quark yet and would
+ * be past these limits, or has a NUL in it, becomes a %GAB_PYTHON_ERROR
+ * keeping the exception (and so its `.domain`) instead. A domain that is a
+ * quark already, such as one the C code that checks for it has used,
+ * always maps.
  */
 void
 gab_error_set_from_python (GError **error)
@@ -426,16 +532,18 @@ gab_python_error_get_exception (const GError *error)
   return Py_NewRef (gab_py_ref_get (priv->exception));
 }
 
+/* The errno an error of @domain and @code means, or 0. */
 static int
-errno_for_error (const GError *error)
+errno_for (GQuark domain,
+           gint   code)
 {
-  if (error->domain == G_IO_ERROR)
+  if (domain == G_IO_ERROR)
     {
       for (gsize i = 0; i < G_N_ELEMENTS (io_errno); i++)
-        if (io_errno[i].code == (GIOErrorEnum) error->code)
+        if (io_errno[i].code == (GIOErrorEnum) code)
           return io_errno[i].errnum;
     }
-  else if (error->domain == G_FILE_ERROR)
+  else if (domain == G_FILE_ERROR)
     {
       static const int file_errno[] = {
         [G_FILE_ERROR_EXIST] = EEXIST, [G_FILE_ERROR_ISDIR] = EISDIR,
@@ -452,10 +560,10 @@ errno_for_error (const GError *error)
         [G_FILE_ERROR_PERM] = EPERM, [G_FILE_ERROR_NOSYS] = ENOSYS,
       };
 
-      if (error->code >= 0 && (gsize) error->code < G_N_ELEMENTS (file_errno))
-        return file_errno[error->code];
+      if (code >= 0 && (gsize) code < G_N_ELEMENTS (file_errno))
+        return file_errno[code];
     }
-  else if (error->domain == G_SPAWN_ERROR)
+  else if (domain == G_SPAWN_ERROR)
     {
       /* A program that cannot be started: what asyncio raises there. */
       static const int spawn_errno[] = {
@@ -469,9 +577,9 @@ errno_for_error (const GError *error)
         [G_SPAWN_ERROR_ISDIR] = EISDIR,
       };
 
-      if (error->code >= 0 && (gsize) error->code < G_N_ELEMENTS (spawn_errno)
-          && spawn_errno[error->code] != 0)
-        return spawn_errno[error->code];
+      if (code >= 0 && (gsize) code < G_N_ELEMENTS (spawn_errno)
+          && spawn_errno[code] != 0)
+        return spawn_errno[code];
     }
   return 0;
 }
@@ -516,7 +624,7 @@ gab_error_new_python_exception (const GError *error)
     exception = PyObject_CallOneArg (gab_py.cancelled_error, message);
   else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
     exception = PyObject_CallFunction (PyExc_TimeoutError, "iO", ETIMEDOUT, message);
-  else if ((errnum = errno_for_error (error)) != 0)
+  else if ((errnum = errno_for (error->domain, error->code)) != 0)
     /* OSError(errno, msg) returns the subclass for that errno. */
     exception = PyObject_CallFunction (PyExc_OSError, "iO", errnum, message);
   else

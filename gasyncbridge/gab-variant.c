@@ -67,10 +67,15 @@
  * Failures are GAB_ERROR_CONVERSION errors naming the expected GVariant
  * type and the Python type, prefixed with where in the value they happened
  * ("element 3: ", "member 1: ", "key 'a': ", "value for key 'a': "). Python
- * containers nested more than GAB_VARIANT_MAX_DEPTH deep are refused, which
- * also turns a cyclic container into an error. No Python exception is ever
- * left set by gab_variant_from_python(): one that was pending when it was
- * called is set again on return, untouched.
+ * containers nested more than GAB_VARIANT_MAX_DEPTH levels deep are
+ * refused, which also turns a cyclic container into an error. Only
+ * containers count as levels: the tuples, lists and dicts inferred, and the
+ * objects converted as an array, a tuple or a (key, value) pair; a scalar
+ * or a buffer given for `ay` is no level, and the entries of a mapping are
+ * the mapping's own level. So 64 nested lists around an int convert, 65 do
+ * not. No Python exception is ever left set by gab_variant_from_python():
+ * one that was pending when it was called is set again on return,
+ * untouched.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -78,7 +83,8 @@
 
 #include <string.h>
 
-/* Deepest nesting of Python containers gab_variant_from_python() accepts. */
+/* Deepest nesting of Python containers gab_variant_from_python() accepts:
+ * the outermost container is level 1. */
 #define GAB_VARIANT_MAX_DEPTH 64
 
 /* Longest str(), in characters, quoted in a message from a Python value or
@@ -521,12 +527,14 @@ typedef struct
       g_prefix_error ((error), __VA_ARGS__); \
   } G_STMT_END
 
+/* Called for each Python container, with @depth the number of containers
+ * around it: the container itself is level @depth + 1. */
 static gboolean
 check_depth (Converter  *self,
              guint       depth,
              GError    **error)
 {
-  if (depth <= GAB_VARIANT_MAX_DEPTH)
+  if (depth < GAB_VARIANT_MAX_DEPTH)
     return TRUE;
 
   self->too_deep = TRUE;
@@ -1069,9 +1077,6 @@ infer (Converter  *self,
        guint       depth,
        GError    **error)
 {
-  if (!check_depth (self, depth, error))
-    return NULL;
-
   if (object == Py_None)
     return g_variant_ref_sink (g_variant_new_maybe (G_VARIANT_TYPE_VARIANT,
                                                     NULL));
@@ -1086,6 +1091,10 @@ infer (Converter  *self,
     return string_to_variant (object, G_VARIANT_TYPE_STRING, error);
   if (PyObject_CheckBuffer (object))
     return buffer_to_bytestring (object, error);
+  if ((PyTuple_Check (object) || PyList_Check (object) ||
+       PyDict_Check (object)) &&
+      !check_depth (self, depth, error))
+    return NULL;
   if (PyTuple_Check (object))
     return infer_tuple (self, object, depth, error);
   if (PyList_Check (object))
@@ -1217,6 +1226,8 @@ convert_array (Converter           *self,
 
   if (entries && is_mapping (object))
     {
+      if (!check_depth (self, depth, error))
+        return NULL;
       items = PyDict_Check (object) ? PyDict_Items (object)
                                     : PyMapping_Items (object);
       if (items == NULL)
@@ -1261,6 +1272,8 @@ convert_array (Converter           *self,
       set_type_error (error, object, type, expected);
       return NULL;
     }
+  if (!check_depth (self, depth, error))
+    return NULL;
 
   items = PySequence_Tuple (object);
   if (items == NULL)
@@ -1311,6 +1324,8 @@ convert_tuple (Converter           *self,
       set_type_error (error, object, type, "a tuple or list");
       return NULL;
     }
+  if (!check_depth (self, depth, error))
+    return NULL;
 
   items = PySequence_Tuple (object);
   if (items == NULL)
@@ -1387,9 +1402,6 @@ convert (Converter           *self,
          guint                depth,
          GError             **error)
 {
-  if (!check_depth (self, depth, error))
-    return NULL;
-
   if (!g_variant_type_is_definite (type))
     return convert_indefinite (self, object, type, depth, error);
 
@@ -1456,6 +1468,11 @@ convert (Converter           *self,
       return convert_tuple (self, object, type, depth, error);
 
     case '{':
+      /* A lone entry is given as a pair, a container; anything else is a
+       * type error, which convert_dict_entry() reports. */
+      if ((PyTuple_Check (object) || PyList_Check (object)) &&
+          !check_depth (self, depth, error))
+        return NULL;
       return convert_dict_entry (self, object, type, depth, error);
 
     default:
@@ -1492,7 +1509,11 @@ convert (Converter           *self,
  * value is accepted when its type is a subtype of @type.
  *
  * Python containers nested more than 64 levels deep are refused, so that a
- * cyclic container gives an error. Strings with an embedded NUL cannot be
+ * cyclic container gives an error: 64 nested lists around an int convert,
+ * 65 do not. Only containers count (tuples, lists, dicts and whatever is
+ * converted as an array, a tuple or a dictionary entry); the entries of a
+ * mapping are the mapping's own level, and a bytes-like object given for
+ * `ay` is no level at all. Strings with an embedded NUL cannot be
  * converted.
  *
  * No Python exception is left set: a failure is reported through @error,
@@ -1523,9 +1544,9 @@ gab_variant_from_python (PyObject            *object,
   saved_exception_fetch (&saved);
 
   if (type == NULL)
-    result = infer (&self, object, 1, &local_error);
+    result = infer (&self, object, 0, &local_error);
   else
-    result = convert (&self, object, type, 1, &local_error);
+    result = convert (&self, object, type, 0, &local_error);
 
   if (G_UNLIKELY (PyErr_Occurred ()))
     {

@@ -192,6 +192,17 @@ test_error_mapping_from_c (void)
   PyErr_Clear ();
   g_clear_error (&error);
 
+  /* G_FILE_ERROR shares its errnos with G_IO_ERROR: back in C, it is
+   * G_FILE_ERROR again. */
+  error = g_error_new_literal (G_FILE_ERROR, G_FILE_ERROR_NOENT, "gone");
+  g_assert_null (gab_error_to_python (error));
+  g_assert_true (PyErr_ExceptionMatches (PyExc_FileNotFoundError));
+  g_clear_error (&error);
+  gab_error_set_from_python (&error);
+  g_assert_false (PyErr_Occurred ());
+  g_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+  g_clear_error (&error);
+
   /* A Python exception into a GError, and back: the same object. */
   PyErr_SetString (PyExc_ZeroDivisionError, "zero");
   gab_error_set_from_python (&error);

@@ -533,26 +533,211 @@ test_infer_cyclic (void)
   Py_DECREF (object);
 }
 
+/* @n nested lists around the value of @leaf: nested (2, "7") is [[7]]. */
+static PyObject *
+py_nested (guint       n,
+           const char *leaf)
+{
+  PyObject *object = py_eval (leaf);
+  guint i;
+
+  for (i = 0; i < n; i++)
+    {
+      PyObject *list = PyList_New (1);
+
+      PyList_SET_ITEM (list, 0, object);
+      object = list;
+    }
+  return object;
+}
+
+/* @n copies of @open, then @middle, then @n copies of @close. */
+static char *
+repeat_around (guint       n,
+               const char *open,
+               const char *middle,
+               const char *close)
+{
+  GString *result = g_string_new (NULL);
+  guint i;
+
+  for (i = 0; i < n; i++)
+    g_string_append (result, open);
+  g_string_append (result, middle);
+  for (i = 0; i < n; i++)
+    g_string_append (result, close);
+  return g_string_free (result, FALSE);
+}
+
+/* @object converts (with @type_string, or inferred) to a value of type
+ * @expected_type, returned. */
+static GVariant *
+check_converts_to (PyObject   *object,
+                   const char *type_string,
+                   const char *expected_type)
+{
+  g_autoptr(GError) error = NULL;
+  GVariant *value;
+
+  value = gab_variant_from_python (object,
+                                   type_string ? G_VARIANT_TYPE (type_string) : NULL,
+                                   &error);
+  g_assert_no_error (error);
+  g_assert_null (PyErr_Occurred ());
+  g_assert_cmpstr (g_variant_get_type_string (value), ==, expected_type);
+  return value;
+}
+
+/* The same, and the value converts back to a Python value equal to
+ * @object: nothing was cut off. */
+static void
+check_converts (PyObject   *object,
+                const char *type_string,
+                const char *expected_type)
+{
+  g_autoptr(GVariant) value = check_converts_to (object, type_string,
+                                                 expected_type);
+  PyObject *back = gab_variant_to_python (value);
+  PyObject *equal;
+
+  g_assert_nonnull (back);
+  equal = PyObject_CallFunctionObjArgs (PyDict_GetItemString (globals, "same"),
+                                        object, back, NULL);
+  g_assert_true (equal == Py_True);
+  Py_DECREF (equal);
+  Py_DECREF (back);
+}
+
 static void
 test_depth_limit (void)
 {
+  g_autofree char *array_64 = repeat_around (64, "a", "x", "");
+  g_autofree char *array_65 = repeat_around (65, "a", "x", "");
+  g_autofree char *tuple_64 = repeat_around (64, "(", "x", ")");
+  g_autofree char *tuple_65 = repeat_around (65, "(", "x", ")");
+  g_autofree char *empty_64 = repeat_around (64, "a", "v", "");
+  g_autofree char *bytes_65 = repeat_around (65, "a", "y", "");
+  g_autofree char *dict_64 = repeat_around (63, "a", "a{sx}", "");
+  g_autofree char *pairs_64 = repeat_around (62, "a", "a{sx}", "");
   g_autoptr(GVariant) value = NULL;
-  g_autoptr(GError) error = NULL;
   PyObject *object;
-  PyObject *deep;
 
-  /* 64 nested lists are fine, 65 are not. */
-  object = py_eval ("(lambda f: f(f, 64))"
-                    "(lambda f, n: [] if n == 1 else [f(f, n - 1)])");
-  value = gab_variant_from_python (object, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_cmpuint (strlen (g_variant_get_type_string (value)), ==, 64 + 1);
-  g_clear_pointer (&value, g_variant_unref);
+  /* 64 levels of containers convert, 65 do not: the value inside the
+   * innermost container is no level of its own. */
+  object = py_nested (64, "7");
+  check_converts (object, NULL, array_64);
+  check_converts (object, array_64, array_64);
+  check_converts (object, "*", array_64);
+  Py_DECREF (object);
 
-  deep = PyList_New (1);
-  PyList_SET_ITEM (deep, 0, object);
-  check_error_object (deep, NULL, "deeper than 64", NULL);
-  Py_DECREF (deep);
+  object = py_nested (65, "7");
+  check_error_object (object, NULL, "nested deeper than 64 levels", NULL);
+  check_error_object (object, array_65, "nested deeper than 64 levels", NULL);
+  check_error_object (object, "*", "nested deeper than 64 levels", NULL);
+  check_error_object (object, "av", "nested deeper than 64 levels", NULL);
+  Py_DECREF (object);
+
+  /* An empty innermost container is a level. */
+  object = py_nested (63, "[]");
+  check_converts (object, NULL, empty_64);
+  Py_DECREF (object);
+  object = py_nested (64, "[]");
+  check_error_object (object, NULL, "nested deeper than 64 levels", NULL);
+  Py_DECREF (object);
+
+  /* Tuples and dicts count like lists. */
+  py_exec ("def nested_in(wrap, n, leaf=7):\n"
+           "    for _ in range(n):\n"
+           "        leaf = wrap(leaf)\n"
+           "    return leaf\n");
+  object = py_eval ("nested_in(lambda x: (x,), 64)");
+  check_converts (object, NULL, tuple_64);
+  check_converts (object, tuple_64, tuple_64);
+  Py_DECREF (object);
+  object = py_eval ("nested_in(lambda x: (x,), 65)");
+  check_error_object (object, NULL, "nested deeper than 64 levels", NULL);
+  check_error_object (object, tuple_65, "nested deeper than 64 levels", NULL);
+  Py_DECREF (object);
+
+  object = py_eval ("nested_in(lambda x: {'k': x}, 64)");
+  check_converts (object, NULL, "a{sv}");
+  check_converts (object, "a{sv}", "a{sv}");
+  Py_DECREF (object);
+  object = py_eval ("nested_in(lambda x: {'k': x}, 65)");
+  check_error_object (object, NULL, "nested deeper than 64 levels", NULL);
+  check_error_object (object, "a{sv}", "nested deeper than 64 levels", NULL);
+  Py_DECREF (object);
+
+  /* Bytes given for `ay` are no container: 64 lists around them make 65
+   * arrays. */
+  object = py_nested (64, "b'ab'");
+  check_converts (object, bytes_65, bytes_65);
+  Py_DECREF (object);
+
+  /* The entries of a mapping are its own level, but a (key, value) pair
+   * given in a sequence is a container: 63 lists around a dict are 64
+   * levels, 63 around a list of pairs 65. */
+  object = py_nested (63, "{'k': 7}");
+  check_converts (object, dict_64, dict_64);
+  Py_DECREF (object);
+  object = py_nested (62, "[('k', 7)]");
+  value = check_converts_to (object, pairs_64, pairs_64);
+  Py_DECREF (object);
+  object = py_nested (63, "[('k', 7)]");
+  check_error_object (object, dict_64, "nested deeper than 64 levels", NULL);
+  Py_DECREF (object);
+}
+
+/* GVariant -> Python has no limit of its own: the 64 levels
+ * gab_variant_from_python() takes come back, and so do more. */
+static void
+test_depth_limit_to_python (void)
+{
+  guint depths[] = { 64, 65, 100 };
+  gsize i;
+
+  for (i = 0; i < G_N_ELEMENTS (depths); i++)
+    {
+      g_autofree char *type_string = repeat_around (depths[i], "a", "x", "");
+      g_autoptr(GVariant) value = g_variant_ref_sink (g_variant_new_int64 (7));
+      g_autoptr(GVariant) back = NULL;
+      g_autoptr(GError) error = NULL;
+      PyObject *object;
+      PyObject *expected = py_nested (depths[i], "7");
+      PyObject *equal;
+      guint j;
+
+      for (j = 0; j < depths[i]; j++)
+        {
+          GVariant *outer = g_variant_new_array (NULL, &value, 1);
+
+          g_variant_unref (value);
+          value = g_variant_ref_sink (outer);
+        }
+      g_assert_cmpstr (g_variant_get_type_string (value), ==, type_string);
+
+      object = gab_variant_to_python (value);
+      g_assert_nonnull (object);
+      equal = PyObject_CallFunctionObjArgs (PyDict_GetItemString (globals, "same"),
+                                            object, expected, NULL);
+      g_assert_true (equal == Py_True);
+      Py_DECREF (equal);
+      Py_DECREF (expected);
+
+      /* And back, up to the limit. */
+      back = gab_variant_from_python (object, g_variant_get_type (value), &error);
+      if (depths[i] <= 64)
+        {
+          g_assert_no_error (error);
+          g_assert_true (g_variant_equal (back, value));
+        }
+      else
+        {
+          g_assert_error (error, GAB_ERROR, GAB_ERROR_CONVERSION);
+          g_assert_null (back);
+        }
+      Py_DECREF (object);
+    }
 }
 
 /* Python -> GVariant, explicit type ---------------------------------------- */
@@ -999,6 +1184,7 @@ main (int   argc,
   g_test_add_func ("/variant/infer/errors", test_infer_errors);
   g_test_add_func ("/variant/infer/cyclic", test_infer_cyclic);
   g_test_add_func ("/variant/depth-limit", test_depth_limit);
+  g_test_add_func ("/variant/depth-limit/to-python", test_depth_limit_to_python);
   g_test_add_func ("/variant/explicit/basic", test_explicit_basic);
   g_test_add_func ("/variant/explicit/containers", test_explicit_containers);
   g_test_add_func ("/variant/explicit/indefinite", test_explicit_indefinite);
