@@ -572,23 +572,16 @@ static PyTypeObject Sink_Type = {
 static gboolean
 driver_init (void)
 {
-  PyObject *globals, *ret;
+  PyObject *globals;
 
   if (drive_func != NULL)
     return TRUE;
   if (!gab_python_ensure () || PyType_Ready (&Sink_Type) < 0)
     return FALSE;
-  globals = PyDict_New ();
+  globals = gab_py_run_source (driver_source, "gasyncbridge._iterator", NULL);
   if (globals == NULL)
     return FALSE;
-  PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ());
-  PyDict_SetItemString (globals, "__name__", PyUnicode_FromString ("gasyncbridge._iterator"));
-  ret = PyRun_String (driver_source, Py_file_input, globals, globals);
-  if (ret != NULL)
-    {
-      Py_DECREF (ret);
-      drive_func = Py_XNewRef (PyDict_GetItemString (globals, "drive"));
-    }
+  drive_func = Py_XNewRef (PyDict_GetItemString (globals, "drive"));
   Py_DECREF (globals);
   return drive_func != NULL;
 }

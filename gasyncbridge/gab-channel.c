@@ -587,22 +587,16 @@ static PyTypeObject Receiver_Type = {
 static gboolean
 receiver_type_init (void)
 {
-  PyObject *globals, *ret;
+  PyObject *globals;
 
   if (channel_next != NULL)
     return TRUE;
   if (!gab_python_ensure () || PyType_Ready (&Receiver_Type) < 0)
     return FALSE;
-  globals = PyDict_New ();
+  globals = gab_py_run_source (channel_source, "gasyncbridge._channel", NULL);
   if (globals == NULL)
     return FALSE;
-  PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ());
-  ret = PyRun_String (channel_source, Py_file_input, globals, globals);
-  if (ret != NULL)
-    {
-      Py_DECREF (ret);
-      channel_next = Py_XNewRef (PyDict_GetItemString (globals, "channel_next"));
-    }
+  channel_next = Py_XNewRef (PyDict_GetItemString (globals, "channel_next"));
   Py_DECREF (globals);
   return channel_next != NULL;
 }

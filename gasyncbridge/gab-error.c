@@ -179,30 +179,19 @@ static const char glib_error_source[] =
 gboolean
 gab_error_types_init (void)
 {
-  PyObject *globals, *ret;
+  PyObject *globals;
 
   /* Register the extended domain before a GLibError's .domain can make a
    * plain quark of its name: a GAB_PYTHON_ERROR made then would have no
    * private part, and reading it would read before the GError. */
   (void) gab_python_error_quark ();
 
-  globals = PyDict_New ();
+  globals = gab_py_run_source (glib_error_source, "gasyncbridge._error", NULL);
   if (globals == NULL)
     return FALSE;
-  if (PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ()) < 0)
-    goto fail;
-  ret = PyRun_String (glib_error_source, Py_file_input, globals, globals);
-  if (ret == NULL)
-    goto fail;
-  Py_DECREF (ret);
-  gab_py.glib_error = PyDict_GetItemString (globals, "GLibError");
-  Py_XINCREF (gab_py.glib_error);
+  gab_py.glib_error = Py_XNewRef (PyDict_GetItemString (globals, "GLibError"));
   Py_DECREF (globals);
   return gab_py.glib_error != NULL;
-
-fail:
-  Py_DECREF (globals);
-  return FALSE;
 }
 
 /**

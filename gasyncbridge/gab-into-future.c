@@ -324,7 +324,7 @@ gab_into_future_types_init (void)
     return FALSE;
   if (awaited_by_c == NULL)
     {
-      PyObject *globals = gab_py_run_source (driver_source, "gasyncbridge._into_future");
+      PyObject *globals = gab_py_run_source (driver_source, "gasyncbridge._into_future", NULL);
 
       if (globals == NULL)
         return FALSE;

@@ -137,29 +137,19 @@ static PyMethodDef leave_def = { "_leave", leave_func, METH_O, NULL };
 static gboolean
 helpers_init (void)
 {
-  PyObject *globals, *ret;
+  PyObject *globals;
 
   if (run_main != NULL)
     return TRUE;
   if (!gab_python_ensure ())
     return FALSE;
-  globals = PyDict_New ();
+  globals = gab_py_run_source (helpers_source, "gasyncbridge._loop", NULL);
   if (globals == NULL)
     return FALSE;
-  PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ());
-  ret = PyRun_String (helpers_source, Py_file_input, globals, globals);
-  if (ret != NULL)
-    {
-      Py_DECREF (ret);
-      close_if_unstarted = PyDict_GetItemString (globals, "close_if_unstarted");
-      serve = PyDict_GetItemString (globals, "serve");
-      stop_serving = PyDict_GetItemString (globals, "stop_serving");
-      run_main = PyDict_GetItemString (globals, "run_main");
-      Py_XINCREF (close_if_unstarted);
-      Py_XINCREF (serve);
-      Py_XINCREF (stop_serving);
-      Py_XINCREF (run_main);
-    }
+  close_if_unstarted = Py_XNewRef (PyDict_GetItemString (globals, "close_if_unstarted"));
+  serve = Py_XNewRef (PyDict_GetItemString (globals, "serve"));
+  stop_serving = Py_XNewRef (PyDict_GetItemString (globals, "stop_serving"));
+  run_main = Py_XNewRef (PyDict_GetItemString (globals, "run_main"));
   Py_DECREF (globals);
   return run_main != NULL;
 }

@@ -146,27 +146,10 @@ main_factory (PyObject *self,
 
 static PyMethodDef main_factory_def = { "_gab_main", main_factory, METH_NOARGS, NULL };
 
-static const char main_source[] =
-  "async def main(factory):\n"
-  "    return await factory()\n";
-
 static PyObject *
 main_coroutine (void)
 {
-  PyObject *globals = PyDict_New (), *ret, *main_func, *factory, *coro = NULL;
-
-  if (globals == NULL)
-    return NULL;
-  PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ());
-  ret = PyRun_String (main_source, Py_file_input, globals, globals);
-  Py_XDECREF (ret);
-  main_func = PyDict_GetItemString (globals, "main");
-  factory = PyCFunction_New (&main_factory_def, NULL);
-  if (main_func != NULL && factory != NULL)
-    coro = PyObject_CallOneArg (main_func, factory);
-  Py_XDECREF (factory);
-  Py_DECREF (globals);
-  return coro;
+  return gab_py_coroutine_from_factory (&main_factory_def);
 }
 
 static gboolean

@@ -85,10 +85,15 @@ void      gab_gil_release          (PyGILState_STATE state);
  * PyGILState_Ensure() there never creates and destroys one per call. */
 void      gab_python_pin_runtime_thread (void);
 /* GIL held: runs Python @source as the body of a module called
- * @module_name and returns its globals (new ref), or NULL with an
- * exception set. How the bridge defines its small Python helpers. */
+ * @module_name, with the entries of @names (a dict, nullable) defined
+ * first, and returns its globals (new ref), or NULL with an exception set.
+ * How the bridge defines its small Python helpers. */
 PyObject *gab_py_run_source        (const char *source,
-                                    const char *module_name);
+                                    const char *module_name,
+                                    PyObject   *names);
+/* GIL held: a coroutine that returns `await factory()`, where factory is
+ * made from @factory_def (called with no arguments). New ref or NULL. */
+PyObject *gab_py_coroutine_from_factory (PyMethodDef *factory_def);
 /* GIL held: the running loop of this thread, new ref, or NULL (no error). */
 PyObject *gab_py_running_loop      (void);
 /* GIL held: future.done(), with the C fast path. -1 on error. */

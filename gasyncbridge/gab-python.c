@@ -359,7 +359,8 @@ gab_python_ensure_error (GError **error)
 
 PyObject *
 gab_py_run_source (const char *source,
-                   const char *module_name)
+                   const char *module_name,
+                   PyObject   *names)
 {
   PyObject *globals, *name, *code, *ret = NULL;
 
@@ -367,7 +368,8 @@ gab_py_run_source (const char *source,
   name = PyUnicode_FromString (module_name);
   if (globals == NULL || name == NULL
       || PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ()) < 0
-      || PyDict_SetItemString (globals, "__name__", name) < 0)
+      || PyDict_SetItemString (globals, "__name__", name) < 0
+      || (names != NULL && PyDict_Update (globals, names) < 0))
     goto out;
   /* The module name as the file name: tracebacks through this code say
    * whose it is. */
@@ -384,6 +386,26 @@ out:
     }
   Py_DECREF (ret);
   return globals;
+}
+
+static const char factory_source[] =
+  "async def main(factory):\n"
+  "    return await factory()\n";
+
+PyObject *
+gab_py_coroutine_from_factory (PyMethodDef *factory_def)
+{
+  PyObject *globals, *factory, *coro = NULL;
+
+  globals = gab_py_run_source (factory_source, "gasyncbridge._main", NULL);
+  if (globals == NULL)
+    return NULL;
+  factory = PyCFunction_New (factory_def, NULL);
+  if (factory != NULL)
+    coro = PyObject_CallOneArg (PyDict_GetItemString (globals, "main"), factory);
+  Py_XDECREF (factory);
+  Py_DECREF (globals);
+  return coro;
 }
 
 PyObject *

@@ -816,25 +816,22 @@ static PyTypeObject GioStream_Type = {
 static gboolean
 stream_classes_init (void)
 {
-  PyObject *globals, *ret;
+  PyObject *globals, *names;
 
   if (reader_class != NULL)
     return TRUE;
   if (!gab_python_ensure () || PyType_Ready (&GioStream_Type) < 0)
     return FALSE;
-  globals = PyDict_New ();
+  names = Py_BuildValue ("{s:O}", "_GioStream", (PyObject *) &GioStream_Type);
+  if (names == NULL)
+    return FALSE;
+  /* The classes' __module__: where users meet them. */
+  globals = gab_py_run_source (stream_source, "gasyncbridge", names);
+  Py_DECREF (names);
   if (globals == NULL)
     return FALSE;
-  PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ());
-  PyDict_SetItemString (globals, "__name__", PyUnicode_FromString ("gasyncbridge"));
-  PyDict_SetItemString (globals, "_GioStream", (PyObject *) &GioStream_Type);
-  ret = PyRun_String (stream_source, Py_file_input, globals, globals);
-  if (ret != NULL)
-    {
-      Py_DECREF (ret);
-      reader_class = Py_XNewRef (PyDict_GetItemString (globals, "StreamReader"));
-      writer_class = Py_XNewRef (PyDict_GetItemString (globals, "StreamWriter"));
-    }
+  reader_class = Py_XNewRef (PyDict_GetItemString (globals, "StreamReader"));
+  writer_class = Py_XNewRef (PyDict_GetItemString (globals, "StreamWriter"));
   Py_DECREF (globals);
   return reader_class != NULL && writer_class != NULL;
 }

@@ -449,37 +449,21 @@ static PyMethodDef driver_factory_def = {
   "_gab_test_driver", driver_factory, METH_NOARGS, NULL
 };
 
-static const char driver_source[] =
-  "async def main(factory):\n"
-  "    return await factory()\n";
-
 /* GIL held: runs the tests under asyncio.run(); returns g_test_run()'s
  * status. */
 static int
 run_driver (void)
 {
-  PyObject *globals, *ret, *main_func, *factory, *coro = NULL;
+  PyObject *ret, *coro;
   int status = 1;
 
-  globals = PyDict_New ();
-  if (globals == NULL)
-    goto out;
-  PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ());
-  ret = PyRun_String (driver_source, Py_file_input, globals, globals);
-  Py_XDECREF (ret);
-  main_func = PyDict_GetItemString (globals, "main");
-  factory = PyCFunction_New (&driver_factory_def, NULL);
-  if (main_func != NULL && factory != NULL)
-    coro = PyObject_CallOneArg (main_func, factory);
-  Py_XDECREF (factory);
-  Py_DECREF (globals);
+  coro = gab_py_coroutine_from_factory (&driver_factory_def);
   ret = coro != NULL ? gab_run (coro) : NULL;
   Py_XDECREF (coro);
   if (ret != NULL)
     status = (int) PyLong_AsLong (ret);
   Py_XDECREF (ret);
 
-out:
   if (PyErr_Occurred ())
     {
       g_printerr ("%s: the test driver failed:\n", g_get_prgname ());
