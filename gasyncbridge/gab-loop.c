@@ -401,52 +401,6 @@ asyncio_thread_main (gpointer data)
   return NULL;
 }
 
-/* Embeds Python the way gab_main() does, for a program whose main thread
- * is GLib's: the program's directory importable, and no signal handlers
- * (a Python handler would wait for the main thread to run Python, which it
- * never does, so Ctrl-C would be lost). Leaves the GIL held. */
-static gboolean
-embed_python (GError **error)
-{
-  PyConfig config;
-  PyStatus status;
-  g_autofree gchar *exe = NULL, *dir = NULL;
-  PyObject *sys_path, *path, *threading;
-
-  PyConfig_InitPythonConfig (&config);
-  config.parse_argv = 0;
-  config.install_signal_handlers = 0;
-  status = Py_InitializeFromConfig (&config);
-  PyConfig_Clear (&config);
-  if (PyStatus_Exception (status))
-    {
-      g_set_error (error, GAB_ERROR, GAB_ERROR_PYTHON_NOT_INITIALIZED,
-                   "Cannot initialize Python: %s",
-                   status.err_msg != NULL ? status.err_msg : "unknown error");
-      return FALSE;
-    }
-
-  /* threading takes the thread that imports it first for the main thread:
-   * let that be this one, not gab-asyncio (where asyncio would import it),
-   * so that threading.main_thread() is what Python code expects. */
-  threading = PyImport_ImportModule ("threading");
-  Py_XDECREF (threading);
-  PyErr_Clear ();
-
-  exe = g_file_read_link ("/proc/self/exe", NULL);
-  if (exe != NULL)
-    {
-      dir = g_path_get_dirname (exe);
-      sys_path = PySys_GetObject ("path");
-      path = PyUnicode_DecodeFSDefault (dir);
-      if (sys_path != NULL && path != NULL)
-        PyList_Insert (sys_path, 0, path);
-      Py_XDECREF (path);
-      PyErr_Clear ();
-    }
-  return TRUE;
-}
-
 /**
  * gab_start_asyncio_thread:
  * @error: return location for a #GError
@@ -486,7 +440,9 @@ gab_start_asyncio_thread (GError **error)
                                    "and cannot be embedded again");
               return NULL;
             }
-          if (!embed_python (error))
+          /* No Python signal handler: it would wait for the main thread,
+           * which is GLib's and never runs Python, so Ctrl-C would be lost. */
+          if (!gab_python_embed (0, NULL, FALSE, error))
             {
               g_mutex_unlock (&thread_lock);
               return NULL;

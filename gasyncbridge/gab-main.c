@@ -152,45 +152,6 @@ main_coroutine (void)
   return gab_py_coroutine_from_factory (&main_factory_def);
 }
 
-static gboolean
-embed_python (int    argc,
-              char **argv)
-{
-  PyConfig config;
-  PyStatus status;
-  g_autofree gchar *exe = NULL, *dir = NULL;
-  PyObject *sys_path, *path;
-
-  PyConfig_InitPythonConfig (&config);
-  /* argv is the program's, not Python's options. */
-  config.parse_argv = 0;
-  /* KeyboardInterrupt would land in random Python code; the loop catches
-   * SIGINT and SIGTERM itself once it runs. */
-  config.install_signal_handlers = 0;
-  status = PyConfig_SetBytesArgv (&config, argc, argv);
-  if (!PyStatus_Exception (status))
-    status = Py_InitializeFromConfig (&config);
-  PyConfig_Clear (&config);
-  if (PyStatus_Exception (status))
-    {
-      g_printerr ("%s: cannot initialize Python: %s\n",
-                  argc > 0 ? argv[0] : "gab_main",
-                  status.err_msg ? status.err_msg : "unknown error");
-      return FALSE;
-    }
-
-  /* The program's own directory is importable, as a script's is. */
-  exe = g_file_read_link ("/proc/self/exe", NULL);
-  dir = g_path_get_dirname (exe != NULL ? exe : argc > 0 ? argv[0] : ".");
-  sys_path = PySys_GetObject ("path");
-  path = PyUnicode_DecodeFSDefault (dir);
-  if (sys_path != NULL && path != NULL)
-    PyList_Insert (sys_path, 0, path);
-  Py_XDECREF (path);
-  PyErr_Clear ();
-  return TRUE;
-}
-
 /**
  * gab_main:
  * @argc: the program's argument count
@@ -224,8 +185,11 @@ gab_main (int          argc,
   main_data.argc = argc;
   main_data.argv = argv;
 
-  if (!embed_python (argc, argv))
-    return 1;
+  if (!gab_python_embed (argc, argv, FALSE, &error))
+    {
+      g_printerr ("%s: %s\n", argc > 0 ? argv[0] : "gab_main", error->message);
+      return 1;
+    }
 
   coro = main_coroutine ();
   ret = coro != NULL ? gab_run (coro) : NULL;

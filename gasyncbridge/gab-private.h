@@ -84,6 +84,14 @@ void      gab_gil_release          (PyGILState_STATE state);
 /* Runtime thread: create its persistent PyThreadState, once, so that
  * PyGILState_Ensure() there never creates and destroys one per call. */
 void      gab_python_pin_runtime_thread (void);
+/* Embeds Python in a C program, for gab_main(), gab_test_main() and the
+ * asyncio thread: @argc/@argv become sys.argv (none if @argc is 0), no
+ * Python signal handlers, the program's directory first on sys.path,
+ * unbuffered stdio if asked. Leaves the GIL held by the caller. */
+gboolean  gab_python_embed         (int        argc,
+                                    char     **argv,
+                                    gboolean   unbuffered,
+                                    GError   **error);
 /* GIL held: runs Python @source as the body of a module called
  * @module_name, with the entries of @names (a dict, nullable) defined
  * first, and returns its globals (new ref), or NULL with an exception set.

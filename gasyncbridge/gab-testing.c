@@ -480,55 +480,22 @@ run_driver (void)
   return status;
 }
 
-static gboolean
-embed_python (int    argc,
-              char **argv)
-{
-  PyConfig config;
-  PyStatus status;
-  g_autofree gchar *dir = NULL;
-  PyObject *sys_path, *path;
-
-  PyConfig_InitPythonConfig (&config);
-  config.parse_argv = 0;
-  /* Ctrl-C stops a test run at once, as it does any program. */
-  config.install_signal_handlers = 0;
-  /* What a test printed before it crashed is kept. */
-  config.buffered_stdio = 0;
-  status = PyConfig_SetBytesArgv (&config, argc, argv);
-  if (!PyStatus_Exception (status))
-    status = Py_InitializeFromConfig (&config);
-  PyConfig_Clear (&config);
-  if (PyStatus_Exception (status))
-    {
-      g_printerr ("%s: cannot initialize Python: %s\n", g_get_prgname (),
-                  status.err_msg != NULL ? status.err_msg : "unknown error");
-      return FALSE;
-    }
-
-  /* The program's own directory is importable, as a script's is: Python
-   * helpers ship beside the test program. */
-  dir = g_path_get_dirname (self_exe);
-  sys_path = PySys_GetObject ("path");
-  path = PyUnicode_DecodeFSDefault (dir);
-  if (sys_path != NULL && path != NULL)
-    PyList_Insert (sys_path, 0, path);
-  Py_XDECREF (path);
-  PyErr_Clear ();
-  return TRUE;
-}
-
 static int
 run_tests_in_process (int    argc,
                       char **argv)
 {
+  g_autoptr(GError) error = NULL;
   int status;
 
   if (in_child)
     /* The parent reads our output from a file: keep it when we crash. */
     setvbuf (stdout, NULL, _IOLBF, 0);
-  if (!embed_python (argc, argv))
-    return 1;
+  /* Unbuffered: what a test printed before it crashed is kept. */
+  if (!gab_python_embed (argc, argv, TRUE, &error))
+    {
+      g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+      return 1;
+    }
   status = run_driver ();
   /* Runtime first, while Python still works; then Python. */
   gab_shutdown ();
