@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 import weakref
 
 import pytest
@@ -267,6 +268,61 @@ def test_c_cancels_python_task_and_it_stops(run):
         with pytest.raises(asyncio.CancelledError):
             await fut
         assert state["finally"]  # the Python side really stopped first
+
+    run(main)
+
+
+def test_c_cancels_python_at_or_before_its_first_step(run):
+    """C (the runtime thread) starts awaiting coroutines and is cancelled at
+    once, 200 times: the start and the cancel often reach the loop in one
+    batch, so the task is cancelled before its first step and the
+    coroutine never runs. Every await ends cancelled, and no coroutine is
+    left 'never awaited'."""
+    started = []
+
+    async def maybe_runs(i):
+        started.append(i)
+        await asyncio.sleep(0)
+
+    async def main():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            futs = []
+            for i in range(200):
+                fut = tm.await_py(maybe_runs(i))
+                fut.cancel()
+                futs.append(fut)
+            outcomes = await asyncio.gather(*futs, return_exceptions=True)
+            gc.collect()
+        assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+        assert [w for w in caught if "never awaited" in str(w.message)] == []
+        assert await tm.await_py(asyncio.sleep(0, "after")) == "after"
+        return len(started)
+
+    assert run(main) <= 200
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout and TaskGroup: 3.11")
+def test_python_awaited_by_c_is_a_real_task(run):
+    """A coroutine C awaits runs as the body of a task: current_task() is
+    set, asyncio.timeout() and TaskGroup work inside it, and a timeout
+    there reaches C as TimeoutError."""
+    async def uses_task_features(tag):
+        assert asyncio.current_task() is not None
+        async with asyncio.timeout(5):
+            async with asyncio.TaskGroup() as group:
+                child = group.create_task(asyncio.sleep(0, tag))
+        return child.result()
+
+    async def times_out():
+        async with asyncio.timeout(0.01):
+            await asyncio.sleep(3600)
+
+    async def main():
+        assert await tm.into_future_here(uses_task_features("here")) == "here"
+        assert await tm.await_py(uses_task_features("runtime")) == "runtime"
+        with pytest.raises(TimeoutError):
+            await tm.await_py(times_out())
 
     run(main)
 
