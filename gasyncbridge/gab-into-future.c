@@ -743,6 +743,10 @@ gab_into_future_close_all (void)
       Py_XDECREF (ret);
       Py_XDECREF (loop);
       PyErr_Clear ();
+      /* The cancel holds the task as long as it needs it; our reference
+       * could only make a cycle with a driver's traceback (see
+       * await_complete). */
+      Py_CLEAR (self->py_task);
       await_unref (self);
     }
 }
