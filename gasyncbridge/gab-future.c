@@ -42,10 +42,15 @@ typedef enum
 typedef struct _Op Op;
 struct _Op
 {
-  GabRuntimeItem  start_item;
+  /* One at a time, in this order: queued for the start, then for the
+   * result, then for the free. (The cancel may be queued meanwhile.) */
+  union
+  {
+    GabRuntimeItem  start_item;
+    GabLoopItem     done_item;
+    GabLoopItem     free_item;
+  };
   GabRuntimeItem  cancel_item;
-  GabLoopItem     done_item;
-  GabLoopItem     free_item;
   gint            ref_count;
   gint            cancel_requested;  /* atomic */
 
@@ -166,6 +171,9 @@ op_hand_over_owner (Op *op)
 
 /* ---- runtime thread -------------------------------------------------- */
 
+static void op_done_run (GabLoopItem *item,
+                         gboolean     alive);
+
 static void
 op_ready (GObject      *source,
           GAsyncResult *result,
@@ -191,7 +199,9 @@ op_ready (GObject      *source,
   op->state = OP_DONE;
   op->source = source != NULL ? g_object_ref (source) : NULL;
   op->result = g_object_ref (result);
-  /* The runtime's reference travels with the item to the loop thread. */
+  /* The runtime's reference travels with the item to the loop thread;
+   * the start item is done with, and the result takes its place. */
+  op->done_item.run = op_done_run;
   gab_loop_queue_push (op->locals->queue, &op->done_item);
 }
 
@@ -235,6 +245,7 @@ gab_future_close_all (void)
       closed_waiting++;
       g_cancellable_cancel (op->cancellable);
       /* A new reference for the trip; the runtime's waits for the callback. */
+      op->done_item.run = op_done_run;
       gab_loop_queue_push (op->locals->queue, &op_ref (op)->done_item);
     }
 }
@@ -523,6 +534,12 @@ op_watch_closed (GabLoopWatch *watch)
   op_abandon (G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Op, watch)));
 }
 
+static const GabLoopWatchKind op_watch_kind = {
+  .closed = op_watch_closed,
+  .candidate = op_watch_candidate,
+  .sweep = op_watch_sweep,
+};
+
 static void
 op_handle_dealloc (PyObject *self)
 {
@@ -599,10 +616,7 @@ gab_future_into_py (GabStartFunc    start,
   op->ref_count = 1;     /* this function's, then the runtime side's */
   op->start_item.run = op_start_run;
   op->cancel_item.run = op_cancel_run;
-  op->done_item.run = op_done_run;
-  op->watch.closed = op_watch_closed;
-  op->watch.candidate = op_watch_candidate;
-  op->watch.sweep = op_watch_sweep;
+  op->watch.kind = &op_watch_kind;
   op->start = start;
   op->finish = finish;
   op->user_data = user_data;

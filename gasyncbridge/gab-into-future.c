@@ -524,6 +524,10 @@ await_watch_closed (GabLoopWatch *watch)
   await_unref (self);
 }
 
+static const GabLoopWatchKind await_watch_kind = {
+  .closed = await_watch_closed,
+};
+
 static void
 start_item_run (GabLoopItem *item,
                 gboolean     alive)
@@ -637,7 +641,7 @@ await_new (GTask         *task,
   self->start_item.run = start_item_run;
   self->cancel_item.run = cancel_item_run;
   self->dispatch_item.run = dispatch_item_run;
-  self->watch.closed = await_watch_closed;
+  self->watch.kind = &await_watch_kind;
   self->task = task;
   self->locals = locals;
   self->dispatch_queue = dispatch_queue;

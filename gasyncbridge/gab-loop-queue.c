@@ -399,11 +399,11 @@ gab_loop_queue_watch (GabLoopQueue *queue,
 
   if (queue->dead)
     {
-      watch->closed (watch);
+      watch->kind->closed (watch);
       return;
     }
   watch_link (watch, &queue->watches);
-  if (watch->candidate != NULL)
+  if (watch->kind->candidate != NULL)
     sweep_arm (queue);
 }
 
@@ -421,10 +421,10 @@ queue_sweep (GabLoopQueue *queue)
   for (watch = queue->watches; watch != NULL; watch = next)
     {
       next = watch->next;
-      if (watch->candidate == NULL)
+      if (watch->kind->candidate == NULL)
         continue;
       any = TRUE;
-      if (watch->candidate (watch))
+      if (watch->kind->candidate (watch))
         {
           gab_loop_queue_unwatch (watch);
           watch_link (watch, &candidates);
@@ -433,7 +433,7 @@ queue_sweep (GabLoopQueue *queue)
   while ((watch = candidates) != NULL)
     {
       gab_loop_queue_unwatch (watch);
-      if (!watch->sweep (watch) && !queue->dead)
+      if (!watch->kind->sweep (watch) && !queue->dead)
         watch_link (watch, &queue->watches);
     }
   if (any && !queue->dead)
@@ -474,7 +474,7 @@ queue_lost (GabLoopQueue *queue)
   while ((watch = closing) != NULL)
     {
       gab_loop_queue_unwatch (watch);
-      watch->closed (watch);
+      watch->kind->closed (watch);
     }
   gab_loop_queue_unref (queue);
   gab_orphans_flush ();

@@ -149,22 +149,30 @@ gboolean      gab_loop_queue_try_push     (GabLoopQueue *queue,
  * operation whose future the loop is waiting for, a Python task a C caller
  * awaits. All fields belong to the queue; GIL held for every call. */
 typedef struct _GabLoopWatch GabLoopWatch;
-struct _GabLoopWatch
+
+/* What a kind of watch does; one static instance per kind. */
+typedef struct
 {
-  GabLoopWatch  *prev;
-  GabLoopWatch  *next;
-  GabLoopWatch **list;      /* the list it is on, NULL when on none */
   /* The loop was closed (or collected) with this still watched; the watch
    * is already off the list. Never NULL. */
   void     (*closed)    (GabLoopWatch *watch);
-  /* Nullable. Called now and then on the loop's thread, from the loop,
-   * for watches whose @candidate returned TRUE; FALSE keeps watching. */
-  gboolean (*candidate) (GabLoopWatch *watch);  /* no Python calls in here */
+  /* Both NULL, or both set: now and then, on the loop's thread and from
+   * the loop, @candidate picks watches to look at (no Python calls in
+   * it), and @sweep looks (Python allowed); FALSE keeps watching. */
+  gboolean (*candidate) (GabLoopWatch *watch);
   gboolean (*sweep)     (GabLoopWatch *watch);
+} GabLoopWatchKind;
+
+struct _GabLoopWatch
+{
+  GabLoopWatch           *prev;
+  GabLoopWatch           *next;
+  GabLoopWatch          **list;   /* the list it is on, NULL when on none */
+  const GabLoopWatchKind *kind;
 };
 
 /* GIL, loop thread: add @watch, which must be on no list. If the loop is
- * already closed, @watch->closed runs at once. */
+ * already closed, its kind's closed() runs at once. */
 void          gab_loop_queue_watch        (GabLoopQueue *queue,
                                            GabLoopWatch *watch);
 /* GIL: take @watch off its list; nothing if it is on none. */
