@@ -389,11 +389,15 @@ gab_error_from_exception (PyObject *exception)
         msg = PyObject_GetAttr (exception, gab_py.s_message);
       if (msg != NULL && PyUnicode_Check (msg))
         msg_utf8 = PyUnicode_AsUTF8 (msg);
-      if (msg_utf8 != NULL)
+      /* A .code that is no int, or does not fit a GError's, would become
+       * a wrong code: such an exception is kept instead, as below. Checked
+       * before the domain, which may make a quark. */
+      if (msg_utf8 != NULL
+          && get_int_attr (exception, gab_py.s_code, &code)
+          && code >= G_MININT && code <= G_MAXINT)
         quark = glib_error_domain (domain_utf8, domain_length);
       if (quark != 0)
         {
-          get_int_attr (exception, gab_py.s_code, &code);
           error = g_error_new_literal (quark, (gint) code, msg_utf8);
           Py_DECREF (domain);
           Py_DECREF (msg);
@@ -462,7 +466,8 @@ gab_error_from_exception (PyObject *exception)
  * so the bridge makes at most 256 new ones from GLibError domains, each at
  * most 128 bytes long. A GLibError whose domain is no quark yet and would
  * be past these limits, or has a NUL in it, becomes a %GAB_PYTHON_ERROR
- * keeping the exception (and so its `.domain`) instead. A domain that is a
+ * keeping the exception (and so its `.domain`) instead; so does one whose
+ * `.code` is not an int that fits a #GError's code. A domain that is a
  * quark already, such as one the C code that checks for it has used,
  * always maps.
  */

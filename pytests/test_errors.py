@@ -158,6 +158,20 @@ def test_unmapped_exception_round_trips_as_the_same_object():
         assert back.__traceback__ is not None
 
 
+def test_glib_error_with_a_code_gerror_cannot_hold_is_kept_not_truncated():
+    """A GLibError whose .code does not fit a GError's (or is no int) would
+    map to a wrong code: it is kept as the same object instead, and the
+    bridge maps the next good one as usual."""
+    for code in (2**40, -2**31 - 1, 2**31, "7", 1.5, None):
+        exc = gasyncbridge.GLibError("m", "my-domain", code)
+        domain, c, back = tm.error_roundtrip(exc)
+        assert (domain, c) == ("gab-python-error-quark", 0), code
+        assert back is exc and back.code == code
+    for code in (2**31 - 1, -2**31, 0):
+        d, c, back = tm.error_roundtrip(gasyncbridge.GLibError("m", "my-domain", code))
+        assert (d, c) == ("my-domain", code)
+
+
 # In a process of its own: the limit is on the quarks of the whole process.
 DOMAIN_FLOOD_SCRIPT = """
 import asyncio, gasyncbridge, _gab_testmod as tm
