@@ -584,7 +584,8 @@ gab_future_types_init (void)
  * the future while the operation runs, as asyncio does for its own I/O, so
  * a task awaiting it stays alive even if nothing else references the task.
  * A result that arrives for a future already cancelled or dropped, or after
- * its loop was closed, is dropped quietly. Call with the GIL held, from code running on a loop.
+ * its loop was closed, is dropped quietly. Call with the GIL held, from
+ * code running on a loop.
  *
  * Returns: (transfer full) (nullable): an `asyncio.Future`, or %NULL with an
  *   exception set (RuntimeError when no loop is running)
