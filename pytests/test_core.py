@@ -249,6 +249,36 @@ def test_dropped_future_cancels_its_operation(run):
     run(main)
 
 
+def test_future_owner_is_held_and_judged(run):
+    """gab_future_set_owner(): the bridge holds the owner while the
+    operation runs and cancels the operation when the owner is dropped, not
+    when the future is; a second owner, or a future the bridge did not
+    make, is refused with a clear error, and the bridge still works."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        before = tm.stats()
+        fut = tm.never()
+        owner = loop.create_future()
+        tm.set_owner(fut, owner)
+        with pytest.raises(ValueError, match="owner already"):
+            tm.set_owner(fut, loop.create_future())
+        with pytest.raises(TypeError, match="not a pending future"):
+            tm.set_owner(loop.create_future(), owner)
+        with pytest.raises(TypeError):
+            tm.set_owner(fut, fut)
+        alive = weakref.ref(fut)
+        del fut          # the future alone dropped: the owner still wants it
+        assert not await loop.run_in_executor(None, tm.wait_never_finished,
+                                              before["never_finished"] + 1, 0.3)
+        assert alive() is not None
+        del owner        # now nobody does
+        assert await loop.run_in_executor(None, tm.wait_never_finished,
+                                          before["never_finished"] + 1, 10)
+        assert await tm.ready("still works") == "still works"
+
+    run(main)
+
+
 def test_c_cancels_python_task_and_it_stops(run):
     state = {}
 

@@ -133,6 +133,20 @@ t_never (PyObject *self,
   return gab_future_into_py (never_start, never_finish, NULL, NULL);
 }
 
+/* set_owner(future, owner): gab_future_set_owner(), None or the error. */
+static PyObject *
+t_set_owner (PyObject *self,
+             PyObject *args)
+{
+  PyObject *future, *owner;
+
+  if (!PyArg_ParseTuple (args, "OO", &future, &owner))
+    return NULL;
+  if (!gab_future_set_owner (future, owner))
+    return NULL;
+  Py_RETURN_NONE;
+}
+
 /* wait_never_finished(n, timeout): True once n "never" operations have
  * ended (cancelled), False after timeout seconds. Waits without the GIL. */
 static PyObject *
@@ -601,6 +615,7 @@ static PyMethodDef methods[] = {
   { "ready", t_ready, METH_O, "An operation that completes at once with value." },
   { "never", t_never, METH_NOARGS, "An operation that ends only when cancelled." },
   { "stats", t_stats, METH_NOARGS, NULL },
+  { "set_owner", t_set_owner, METH_VARARGS, "gab_future_set_owner(future, owner)." },
   { "wait_never_finished", t_wait_never_finished, METH_VARARGS,
     "wait_never_finished(n, timeout): until n never() operations ended; False on timeout." },
   { "fail", t_fail, METH_VARARGS, "An operation failing with GError(domain, code, message)." },
