@@ -429,7 +429,19 @@ gab_error_from_exception (PyObject *exception)
           gint kept_code;
 
           if (errno_error_kept (exception, errnum, &kept_domain, &kept_code))
-            return g_error_new_literal (kept_domain, kept_code, message);
+            {
+              /* Made from a GError, whose message is its strerror: the
+               * same message goes back, not "FileNotFoundError: [Errno 2] ..." */
+              PyObject *strerror = PyObject_GetAttrString (exception, "strerror");
+              const char *text = strerror != NULL && PyUnicode_Check (strerror)
+                                 ? PyUnicode_AsUTF8 (strerror) : NULL;
+
+              error = g_error_new_literal (kept_domain, kept_code,
+                                           text != NULL ? text : message);
+              Py_XDECREF (strerror);
+              PyErr_Clear ();
+              return error;
+            }
 
           code = g_io_error_from_errno ((gint) errnum);
           if (code != G_IO_ERROR_FAILED)

@@ -73,7 +73,10 @@ def test_errno_errors_round_trip_with_their_domain(domain, code, cls):
     assert (d, c) == (domain, code)
     assert type(back) is type(exc)
     assert (back.domain, back.code, back.errno) == (domain, code, exc.errno)
-    assert tm.error_roundtrip(back)[:2] == (domain, code)
+    # the GError's own message, not the OSError's str()
+    assert exc.strerror == back.strerror == "message text"
+    again = tm.error_roundtrip(back)
+    assert again[:2] == (domain, code) and again[2].strerror == "message text"
 
 
 def test_errno_wins_over_domain_and_code_that_disagree():
