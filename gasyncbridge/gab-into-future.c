@@ -191,12 +191,30 @@ await_register (Await *self)
   gab_loop_queue_watch (self->locals->queue, &self->watch);
 }
 
-static void
-await_unregister (Await *self)
+/* GIL: marks the await complete and unlists it, once. FALSE if it was
+ * complete already: then the caller reports nothing. */
+static gboolean
+await_settle (Await *self)
 {
+  if (self->completed)
+    return FALSE;
+  self->completed = TRUE;
   g_queue_unlink (&running, &self->link);
   gab_loop_queue_unwatch (&self->watch);
   gab_loop_queue_await_finished (self->locals->queue);
+  return TRUE;
+}
+
+/* GIL: fails the await with @error (taken), unless it is complete already
+ * (a loop with an eager task factory may have run it to its end). */
+static void
+await_fail (Await  *self,
+            GError *error)
+{
+  if (await_settle (self))
+    await_return (self, NULL, NULL, error, FALSE);
+  else
+    g_clear_error (&error);
 }
 
 /* Loop thread, GIL: the awaitable is done, with @value, or @exception
@@ -210,10 +228,8 @@ await_complete (Await    *self,
   GError *error = NULL;
   GVariant *variant = NULL;
 
-  if (self->completed)
+  if (!await_settle (self))
     return;
-  self->completed = TRUE;
-  await_unregister (self);
 
   if (cancelled
       || (exception != NULL
@@ -426,9 +442,7 @@ await_start (Await    *self,
           /* Report the real error first: closing the unstarted driver
            * drops the handle, which would otherwise say "cancelled". */
           gab_error_set_from_python (&error);
-          self->completed = TRUE;
-          await_unregister (self);
-          await_return (self, NULL, NULL, error, FALSE);
+          await_fail (self, error);
           close_unused (driver);
           Py_DECREF (driver);
           close_unused (awaitable);
@@ -470,15 +484,7 @@ fail_unused:
   close_unused (awaitable);
 fail:
   gab_error_set_from_python (&error);
-  if (self->completed)
-    {
-      /* An eager task factory already ran it to its end. */
-      g_clear_error (&error);
-      return;
-    }
-  self->completed = TRUE;
-  await_unregister (self);
-  await_return (self, NULL, NULL, error, FALSE);
+  await_fail (self, error);
 }
 
 /* GIL. The task holds our handle, which holds us: take the handle off and
@@ -510,10 +516,8 @@ await_watch_closed (GabLoopWatch *watch)
 {
   Await *self = await_ref (G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Await, watch)));
 
-  if (!self->completed)
+  if (await_settle (self))
     {
-      self->completed = TRUE;
-      await_unregister (self);
       await_return (self, NULL, NULL,
                     g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
                                          "The asyncio event loop was closed while "
@@ -712,20 +716,16 @@ gab_into_future_return (GTask        *task,
 void
 gab_into_future_close_all (void)
 {
-  GList *l;
-
-  while ((l = g_queue_pop_head_link (&running)) != NULL)
+  while (running.head != NULL)
     {
       /* Our own reference: the calls below run Python, which may switch
        * threads, and a loop on another thread may drop the last one. */
-      Await *self = await_ref (l->data);
+      Await *self = await_ref (running.head->data);
       PyObject *loop = gab_loop_queue_get_loop (self->locals->queue);
       PyObject *is_running = NULL, *ret = NULL;
 
       Py_XINCREF (loop);   /* borrowed from the queue: keep it meanwhile */
-      self->completed = TRUE;
-      gab_loop_queue_unwatch (&self->watch);
-      gab_loop_queue_await_finished (self->locals->queue);
+      await_settle (self);
       await_return (self, NULL, NULL,
                     g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
                                          "The gasyncbridge runtime was shut down"),
