@@ -195,7 +195,7 @@ gab_call_async (const gchar         *module,
   call_free (call);
   g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_CLOSED,
                        "gab_call_async: the asyncio event loop of the task "
-                       "locals has been closed and collected");
+                       "locals has been closed");
 
 fail:
   gab_into_future_return (task, dispatch_queue, TRUE, NULL, NULL, error);

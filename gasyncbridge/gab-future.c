@@ -3,9 +3,9 @@
  *
  * The life of one operation (an Op):
  *
- *   loop thread, GIL    gab_future_into_py(): create the asyncio future, a
- *                        weak reference to it and a done callback, queue
- *                        the start for the runtime thread.
+ *   loop thread, GIL    gab_future_into_py(): create the asyncio future and
+ *                        a done callback, watch it on the loop's queue,
+ *                        queue the start for the runtime thread.
  *   runtime thread      start() runs, without the GIL, with the caller's
  *                        task locals current. Its callback stores the
  *                        result and pushes the Op to the loop's queue.

@@ -122,7 +122,7 @@ struct _GabLoopItem
 {
   GabLoopItem *next;
   /* Called once, with the GIL. @alive is TRUE on the loop's own thread
-   * from the running loop; FALSE when the loop has gone away (closed and
+   * from the running loop; FALSE when the loop has gone away (closed, or
    * collected, or the bridge shut down), and the item only cleans up. */
   void (*run) (GabLoopItem *item,
                gboolean     alive);

@@ -122,8 +122,8 @@ gab_task_locals_unref (GabTaskLocals *locals)
  *
  * The event loop. Needs the GIL.
  *
- * Returns: (transfer none) (nullable): the loop, or %NULL if it has been
- *   collected
+ * Returns: (transfer none) (nullable): the loop, or %NULL once it has been
+ *   closed (asyncio's and uvloop's loops) or collected
  */
 PyObject *
 gab_task_locals_get_loop (GabTaskLocals *locals)
@@ -305,7 +305,7 @@ gab_get_current_loop (void)
     {
       PyErr_SetString (PyExc_RuntimeError,
                        "gasyncbridge: the event loop of the current task "
-                       "locals has been closed and collected");
+                       "locals has been closed");
       return NULL;
     }
   return Py_NewRef (loop);
