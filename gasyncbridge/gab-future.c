@@ -134,7 +134,7 @@ op_release_python (Op *op)
 {
   PyObject *handle = g_steal_pointer (&op->handle);
 
-  gab_loop_queue_unwatch (&op->watch);
+  gab_loop_watch_remove (&op->watch);
   Py_CLEAR (op->owner);
   Py_CLEAR (op->future);
   Py_XDECREF (handle);
@@ -384,7 +384,7 @@ op_done_run (GabLoopItem *item,
   /* A future already cancelled, or abandoned, or a loop that is gone:
    * the result is dropped, quietly. */
   if (op->counted)
-    gab_loop_queue_op_finished (op->locals->queue);
+    gab_loop_spin_end (gab_loop_spin_get (op->locals->queue), FALSE);
   if (future != NULL && gab_py_future_done (future) == 0)
     {
       PyObject *ret = NULL;
@@ -687,11 +687,11 @@ gab_future_into_py (GabStartFunc    start,
 
   /* This function's reference becomes the runtime side's. */
   op->counted = TRUE;
-  gab_loop_queue_op_started (queue);
+  gab_loop_spin_begin (gab_loop_spin_get (queue), FALSE);
   if (!gab_runtime_push (&op->start_item))
     {
       op->counted = FALSE;
-      gab_loop_queue_op_finished (queue);
+      gab_loop_spin_end (gab_loop_spin_get (queue), FALSE);
       g_autoptr(GError) closed =
         g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
                              "The gasyncbridge runtime was shut down");
@@ -705,7 +705,7 @@ gab_future_into_py (GabStartFunc    start,
   else
     /* A caller that awaits one operation at a time: if it completes
      * quickly, the loop will find it without sleeping. */
-    gab_loop_queue_spin (queue);
+    gab_loop_spin_after_start (gab_loop_spin_get (queue));
   return future;
 
 fail:

@@ -187,7 +187,7 @@ await_register (Await *self)
 {
   self->link.data = self;
   g_queue_push_tail_link (&running, &self->link);
-  gab_loop_queue_await_started (self->locals->queue);
+  gab_loop_spin_begin (gab_loop_spin_get (self->locals->queue), TRUE);
   gab_loop_queue_watch (self->locals->queue, &self->watch);
 }
 
@@ -200,8 +200,8 @@ await_settle (Await *self)
     return FALSE;
   self->completed = TRUE;
   g_queue_unlink (&running, &self->link);
-  gab_loop_queue_unwatch (&self->watch);
-  gab_loop_queue_await_finished (self->locals->queue);
+  gab_loop_watch_remove (&self->watch);
+  gab_loop_spin_end (gab_loop_spin_get (self->locals->queue), TRUE);
   return TRUE;
 }
 
@@ -299,7 +299,7 @@ await_handle_call (PyObject *self,
                       exception != Py_None ? exception : NULL, FALSE);
     }
   if (!was_completed)
-    gab_loop_queue_spin_after_await (await->locals->queue);
+    gab_loop_spin_after_await (gab_loop_spin_get (await->locals->queue));
   Py_RETURN_NONE;
 }
 

@@ -2,26 +2,30 @@
  *
  * One queue per loop: a list guarded by a mutex, and an eventfd the loop
  * watches with add_reader(). A push writes the eventfd only when the list
- * goes from empty to non-empty, so a thousand completions arriving together
- * cost one wakeup of the loop and one call into Python, which then runs
- * them all. Pushing needs no GIL, so the runtime thread never waits for it.
+ * goes from empty to non-empty, so completions arriving together cost one
+ * wakeup of the loop and one call into Python. Pushing needs no GIL, so the
+ * runtime thread never waits for it.
+ *
+ * The loop runs what it finds in slices: a drain stops when its time
+ * budget (GAB_LOOP_BUDGET_USEC_DEFAULT) is spent and puts the rest back at
+ * the head of the list, with the eventfd left readable, so the next loop
+ * iteration continues where this one stopped and the loop's other
+ * callbacks and timers run in between. A batch of a thousand completions
+ * therefore never freezes the loop for longer than about one budget, and
+ * when nothing is left no extra wakeup happens.
  *
  * A queue lives as long as its loop is open. Two signals end it: the loop
  * releasing our reader callback, which asyncio and uvloop do in close(),
  * and a weak reference to the loop, for a loop collected without being
  * closed. Then the queue is marked dead, what is still in it is cleaned
- * up, and everything watched on it (operations whose futures the loop was
- * to complete, Python tasks that C code awaits) hears that the loop is
- * closed. Items that arrive for a dead queue, and references dropped by
- * threads without the GIL, go to the orphan list, which the next holder of
- * the GIL inside the bridge empties.
- *
- * While anything is watched, a timer of the loop sweeps the watches now and
- * then: that is how an operation learns that Python dropped its future.
+ * up, and its watches (gab-loop-watch.c) hear that the loop is closed.
+ * Items that arrive for a dead queue go to the orphans
+ * (gab-loop-orphans.c).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-private.h"
+#include "gab-loop-queue.h"
 
 #include <errno.h>
 #include <sys/eventfd.h>
@@ -29,9 +33,9 @@
 
 struct _GabLoopQueue
 {
-  gint         ref_count;
+  gatomicrefcount ref_count;
   GMutex       lock;
-  GabLoopItem *head;          /* lock */
+  GabLoopItem *head;          /* lock; peeked at atomically without it */
   GabLoopItem *tail;          /* lock */
   gboolean     wake_pending;  /* lock: the eventfd was written, not yet drained */
   gboolean     dead;          /* lock */
@@ -39,33 +43,18 @@ struct _GabLoopQueue
   PyObject    *loop;          /* GIL; borrowed, valid until the weakref fires */
   PyObject    *loop_ref;      /* GIL; weakref to the loop, strong */
   GMainContext *dispatch_context;  /* GIL; created on first use */
-  /* GIL: the adaptive spin of gab_loop_queue_spin() */
-  guint        in_flight;
-  guint        awaits;        /* Python tasks that C callers await */
-  gint         spin_score;    /* > 0 after hits, < 0 after misses */
-  guint        spin_skipped;
-  /* GIL */
-  GabLoopWatch *watches;
-  gboolean     sweep_armed;   /* a call_later of the sweep is pending */
+  GabLoopWatchSet watches;    /* GIL */
+  gpointer     data;          /* GIL: gab_loop_queue_get_data() */
+  GDestroyNotify data_free;
 };
 
-/* How often the watches are swept while there are any: the longest an
- * operation runs on after Python dropped its future. */
-#define GAB_LOOP_SWEEP_SECONDS 0.1
-
-/* How long a lone operation waits inline for its completion (see
- * gab_loop_queue_spin). GAB_LOOP_SPIN_USEC overrides it; 0 turns it off. */
-#define GAB_LOOP_SPIN_USEC_DEFAULT 30
-#define GAB_LOOP_SPIN_PROBE_EVERY  32
-
-static gint64 loop_spin_usec = -1;
+static gint64 loop_budget_usec = -1;
 
 /* The Python faces of a queue. */
 typedef enum
 {
   HANDLE_READER,      /* the loop's reader: drains; its release means close() */
   HANDLE_LOOP_GONE,   /* the weakref callback: the loop was collected */
-  HANDLE_SWEEP,       /* the sweep timer's callback */
 } HandleKind;
 
 typedef struct
@@ -82,36 +71,65 @@ static GHashTable   *queues;
 static PyObject     *last_loop;   /* one-entry cache; borrowed */
 static GabLoopQueue *last_queue;
 
-static GMutex        orphan_lock;
-static GabLoopItem  *orphan_head;
-static gint          orphan_count;   /* atomic, for the cheap check */
-
 GabLoopQueue *
 gab_loop_queue_ref (GabLoopQueue *queue)
 {
-  g_atomic_int_inc (&queue->ref_count);
+  g_atomic_ref_count_inc (&queue->ref_count);
   return queue;
 }
 
 void
 gab_loop_queue_unref (GabLoopQueue *queue)
 {
-  if (queue == NULL || !g_atomic_int_dec_and_test (&queue->ref_count))
+  if (queue == NULL || !g_atomic_ref_count_dec (&queue->ref_count))
     return;
   /* Nobody can push any more: the eventfd may go. */
   g_assert (queue->head == NULL);
   if (queue->fd >= 0)
     close (queue->fd);
+  if (queue->data_free != NULL)
+    queue->data_free (queue->data);
   /* Destroys the idle sources of GTasks whose callbacks never ran. */
   g_clear_pointer (&queue->dispatch_context, g_main_context_unref);
   g_mutex_clear (&queue->lock);
   g_free (queue);
 }
 
+static gpointer
+queue_ref_cb (gpointer queue)
+{
+  return gab_loop_queue_ref (queue);
+}
+
+static void
+queue_unref_cb (gpointer queue)
+{
+  gab_loop_queue_unref (queue);
+}
+
 PyObject *
 gab_loop_queue_get_loop (GabLoopQueue *queue)
 {
   return queue->dead ? NULL : queue->loop;
+}
+
+gboolean
+gab_loop_queue_has_items (GabLoopQueue *queue)
+{
+  return g_atomic_pointer_get (&queue->head) != NULL;
+}
+
+gpointer
+gab_loop_queue_get_data (GabLoopQueue  *queue,
+                         gpointer     (*create) (GabLoopQueue *queue),
+                         GDestroyNotify destroy)
+{
+  if (G_UNLIKELY (queue->data == NULL))
+    {
+      queue->data = create (queue);
+      queue->data_free = destroy;
+    }
+  return queue->data;
 }
 
 GMainContext *
@@ -135,35 +153,10 @@ gab_loop_queue_dispatch (GabLoopQueue *queue)
 }
 
 void
-gab_orphan_push (GabLoopItem *item)
+gab_loop_queue_watch (GabLoopQueue *queue,
+                      GabLoopWatch *watch)
 {
-  g_mutex_lock (&orphan_lock);
-  item->next = orphan_head;
-  orphan_head = item;
-  g_atomic_int_inc (&orphan_count);
-  g_mutex_unlock (&orphan_lock);
-}
-
-void
-gab_orphans_flush (void)
-{
-  GabLoopItem *items;
-
-  if (g_atomic_int_get (&orphan_count) == 0)
-    return;
-  g_mutex_lock (&orphan_lock);
-  items = orphan_head;
-  orphan_head = NULL;
-  g_atomic_int_set (&orphan_count, 0);
-  g_mutex_unlock (&orphan_lock);
-
-  while (items != NULL)
-    {
-      GabLoopItem *item = items;
-
-      items = item->next;
-      item->run (item, FALSE);
-    }
+  gab_loop_watch_set_add (&queue->watches, watch);
 }
 
 void
@@ -172,6 +165,17 @@ gab_loop_queue_push (GabLoopQueue *queue,
 {
   if (G_UNLIKELY (!gab_loop_queue_try_push (queue, item)))
     gab_orphan_push (item);
+}
+
+static void
+queue_wake (GabLoopQueue *queue)
+{
+  guint64 one = 1;
+
+  /* The fd stays open while the caller holds its reference. */
+  if (queue->fd >= 0)
+    while (write (queue->fd, &one, sizeof one) < 0 && errno == EINTR)
+      ;
 }
 
 gboolean
@@ -190,21 +194,15 @@ gab_loop_queue_try_push (GabLoopQueue *queue,
   if (queue->tail != NULL)
     queue->tail->next = item;
   else
-    /* Atomic: gab_loop_queue_spin() peeks at it without the lock. */
+    /* Atomic: gab_loop_queue_has_items() peeks at it without the lock. */
     g_atomic_pointer_set (&queue->head, item);
   queue->tail = item;
   wake = !queue->wake_pending;
   queue->wake_pending = TRUE;
   g_mutex_unlock (&queue->lock);
 
-  if (wake && queue->fd >= 0)
-    {
-      guint64 one = 1;
-
-      /* The fd stays open while the caller holds its reference. */
-      while (write (queue->fd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-    }
+  if (wake)
+    queue_wake (queue);
   return TRUE;
 }
 
@@ -216,12 +214,52 @@ queue_steal (GabLoopQueue *queue,
 
   g_mutex_lock (&queue->lock);
   items = queue->head;
-  queue->head = queue->tail = NULL;
+  g_atomic_pointer_set (&queue->head, NULL);
+  queue->tail = NULL;
   queue->wake_pending = FALSE;
   if (mark_dead)
     queue->dead = TRUE;
   g_mutex_unlock (&queue->lock);
   return items;
+}
+
+/* Loop thread, GIL: put @items (not run, in order) back in front of what
+ * arrived meanwhile, and leave the eventfd readable for the next loop
+ * iteration. */
+static void
+queue_put_back (GabLoopQueue *queue,
+                GabLoopItem  *items)
+{
+  GabLoopItem *last = items;
+  gboolean wake, dead;
+
+  while (last->next != NULL)
+    last = last->next;
+  g_mutex_lock (&queue->lock);
+  dead = queue->dead;
+  if (!dead)
+    {
+      last->next = queue->head;
+      if (queue->tail == NULL)
+        queue->tail = last;
+      g_atomic_pointer_set (&queue->head, items);
+    }
+  wake = !dead && !queue->wake_pending;
+  if (!dead)
+    queue->wake_pending = TRUE;
+  g_mutex_unlock (&queue->lock);
+
+  if (wake)
+    queue_wake (queue);
+  else if (dead)
+    /* The loop closed while the slice ran: what is left only cleans up. */
+    while (items != NULL)
+      {
+        GabLoopItem *item = items;
+
+        items = item->next;
+        item->run (item, FALSE);
+      }
 }
 
 static void
@@ -237,214 +275,54 @@ run_items (GabLoopItem *items,
     }
 }
 
-/* Loop thread, GIL: the eventfd became readable. */
+static gint64
+budget_usec (void)
+{
+  if (G_UNLIKELY (loop_budget_usec < 0))
+    {
+      const gchar *env = g_getenv ("GAB_LOOP_BUDGET_USEC");
+      gint64 value = env != NULL ? g_ascii_strtoll (env, NULL, 10) : 0;
+
+      loop_budget_usec = value > 0 ? value : GAB_LOOP_BUDGET_USEC_DEFAULT;
+    }
+  return loop_budget_usec;
+}
+
+/* Loop thread, GIL: the eventfd became readable. Runs one slice. */
 static void
 queue_drain (GabLoopQueue *queue)
 {
+  GabLoopItem *items;
   guint64 count;
+  gint64 deadline;
 
   /* Read first, steal second: a push in between finds wake_pending still
    * set, adds to the list and is taken by the steal below. */
   while (read (queue->fd, &count, sizeof count) < 0 && errno == EINTR)
     ;
-  run_items (queue_steal (queue, FALSE), TRUE);
-  gab_orphans_flush ();
-}
-
-void
-gab_loop_queue_op_started (GabLoopQueue *queue)
-{
-  queue->in_flight++;
-}
-
-void
-gab_loop_queue_op_finished (GabLoopQueue *queue)
-{
-  queue->in_flight--;
-}
-
-void
-gab_loop_queue_await_started (GabLoopQueue *queue)
-{
-  queue->awaits++;
-}
-
-void
-gab_loop_queue_await_finished (GabLoopQueue *queue)
-{
-  queue->awaits--;
-}
-
-static void spin_wait (GabLoopQueue *queue);
-
-void
-gab_loop_queue_spin (GabLoopQueue *queue)
-{
-  /* Only for one operation at a time: with others in flight the loop has
-   * work to do, and waiting would only delay it. */
-  if (queue->in_flight == 1 && queue->awaits == 0)
-    spin_wait (queue);
-}
-
-void
-gab_loop_queue_spin_after_await (GabLoopQueue *queue)
-{
-  /* A C caller that awaits Python one call at a time sends its next call
-   * a few microseconds after it hears of this one. (Operations in flight
-   * do not stop it: the C caller's own driver may be one of them.) */
-  if (queue->awaits == 0)
-    spin_wait (queue);
-}
-
-static void
-spin_wait (GabLoopQueue *queue)
-{
-  gint64 deadline;
-  gboolean hit;
-
-  if (G_UNLIKELY (loop_spin_usec < 0))
+  items = queue_steal (queue, FALSE);
+  deadline = g_get_monotonic_time () + budget_usec ();
+  /* At least one item per slice, so that a slow item cannot stall the
+   * queue; the clock is read once per item (a vDSO call). */
+  while (items != NULL)
     {
-      const gchar *env = g_getenv ("GAB_LOOP_SPIN_USEC");
+      GabLoopItem *item = items;
 
-      loop_spin_usec = env != NULL ? MAX (0, g_ascii_strtoll (env, NULL, 10))
-                                   : GAB_LOOP_SPIN_USEC_DEFAULT;
-    }
-  if (loop_spin_usec == 0 || queue->dead)
-    return;
-  /* After misses (slow operations), spin only now and then, to notice when
-   * operations become quick again. */
-  if (queue->spin_score < 0 && ++queue->spin_skipped % GAB_LOOP_SPIN_PROBE_EVERY != 0)
-    return;
-
-  /* Let other Python threads run while we wait; the runtime thread needs
-   * no GIL to complete an operation, and a C caller that needs it for its
-   * callback gets it now rather than when the loop next sleeps. */
-  Py_BEGIN_ALLOW_THREADS
-  deadline = g_get_monotonic_time () + loop_spin_usec;
-  while (g_atomic_pointer_get (&queue->head) == NULL
-         && g_get_monotonic_time () < deadline)
-    ;
-  Py_END_ALLOW_THREADS
-
-  /* On a hit, the eventfd is readable before the loop polls it: the loop
-   * finds the completion without going to sleep. It still runs from the
-   * loop, never inside the caller's gab_future_into_py(). */
-  hit = g_atomic_pointer_get (&queue->head) != NULL;
-  queue->spin_score = hit ? MIN (queue->spin_score + 1, 4)
-                          : MAX (queue->spin_score - 2, -4);
-}
-
-/* ---- watches --------------------------------------------------------- */
-
-static void
-watch_link (GabLoopWatch  *watch,
-            GabLoopWatch **list)
-{
-  watch->list = list;
-  watch->prev = NULL;
-  watch->next = *list;
-  if (*list != NULL)
-    (*list)->prev = watch;
-  *list = watch;
-}
-
-void
-gab_loop_queue_unwatch (GabLoopWatch *watch)
-{
-  if (watch->list == NULL)
-    return;
-  if (watch->prev != NULL)
-    watch->prev->next = watch->next;
-  else
-    *watch->list = watch->next;
-  if (watch->next != NULL)
-    watch->next->prev = watch->prev;
-  watch->prev = watch->next = NULL;
-  watch->list = NULL;
-}
-
-static QueueHandle *queue_handle_new (GabLoopQueue *queue,
-                                      HandleKind    kind);
-
-/* GIL, loop thread: make sure a sweep is coming. */
-static void
-sweep_arm (GabLoopQueue *queue)
-{
-  QueueHandle *handle;
-  PyObject *delay, *ret = NULL;
-
-  if (queue->sweep_armed || queue->dead)
-    return;
-  handle = queue_handle_new (queue, HANDLE_SWEEP);
-  delay = PyFloat_FromDouble (GAB_LOOP_SWEEP_SECONDS);
-  if (handle != NULL && delay != NULL)
-    ret = PyObject_CallMethodObjArgs (queue->loop, gab_py.s_call_later, delay,
-                                      (PyObject *) handle, NULL);
-  if (ret != NULL)
-    queue->sweep_armed = TRUE;
-  else
-    /* Without a timer a dropped future's operation runs to its end rather
-     * than being cancelled early; nothing is lost but time. */
-    PyErr_Clear ();
-  Py_XDECREF (ret);
-  Py_XDECREF (delay);
-  Py_XDECREF ((PyObject *) handle);
-}
-
-void
-gab_loop_queue_watch (GabLoopQueue *queue,
-                      GabLoopWatch *watch)
-{
-  g_return_if_fail (watch->list == NULL);
-
-  if (queue->dead)
-    {
-      watch->kind->closed (watch);
-      return;
-    }
-  watch_link (watch, &queue->watches);
-  if (watch->kind->candidate != NULL)
-    sweep_arm (queue);
-}
-
-/* GIL, loop thread, from the timer. Two passes: the first only reads
- * (no Python runs, so the list cannot change under it) and moves the
- * candidates aside; the second asks each of them, and what they run may
- * add or remove watches freely. */
-static void
-queue_sweep (GabLoopQueue *queue)
-{
-  GabLoopWatch *candidates = NULL, *watch, *next;
-  gboolean any = FALSE;
-
-  queue->sweep_armed = FALSE;
-  for (watch = queue->watches; watch != NULL; watch = next)
-    {
-      next = watch->next;
-      if (watch->kind->candidate == NULL)
-        continue;
-      any = TRUE;
-      if (watch->kind->candidate (watch))
+      items = item->next;
+      item->run (item, TRUE);
+      if (items != NULL && g_get_monotonic_time () >= deadline)
         {
-          gab_loop_queue_unwatch (watch);
-          watch_link (watch, &candidates);
+          queue_put_back (queue, items);
+          break;
         }
     }
-  while ((watch = candidates) != NULL)
-    {
-      gab_loop_queue_unwatch (watch);
-      if (!watch->kind->sweep (watch) && !queue->dead)
-        watch_link (watch, &queue->watches);
-    }
-  if (any && !queue->dead)
-    sweep_arm (queue);
+  gab_orphans_flush ();
 }
 
 /* GIL: the loop was closed or collected. Idempotent. */
 static void
 queue_lost (GabLoopQueue *queue)
 {
-  GabLoopWatch *closing, *watch;
   PyObject *type, *value, *tb;
 
   if (queue->loop == NULL)
@@ -464,18 +342,7 @@ queue_lost (GabLoopQueue *queue)
   run_items (queue_steal (queue, TRUE), FALSE);
   Py_CLEAR (queue->loop_ref);
   queue->loop = NULL;
-
-  /* Move the watches to a list of our own first: each closed() may run
-   * Python, which may finish (and unwatch) any of the others. */
-  closing = queue->watches;
-  queue->watches = NULL;
-  for (watch = closing; watch != NULL; watch = watch->next)
-    watch->list = &closing;
-  while ((watch = closing) != NULL)
-    {
-      gab_loop_queue_unwatch (watch);
-      watch->kind->closed (watch);
-    }
+  gab_loop_watch_set_close (&queue->watches);
   gab_loop_queue_unref (queue);
   gab_orphans_flush ();
   PyErr_Restore (type, value, tb);
@@ -495,9 +362,6 @@ queue_handle_call (PyObject *self,
       break;
     case HANDLE_LOOP_GONE:
       queue_lost (handle->queue);
-      break;
-    case HANDLE_SWEEP:
-      queue_sweep (handle->queue);
       break;
     }
   Py_RETURN_NONE;
@@ -556,7 +420,7 @@ queue_new (PyObject *loop)
     return NULL;
 
   queue = g_new0 (GabLoopQueue, 1);
-  queue->ref_count = 1;
+  g_atomic_ref_count_init (&queue->ref_count);
   g_mutex_init (&queue->lock);
   queue->fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (queue->fd < 0)
@@ -567,6 +431,10 @@ queue_new (PyObject *loop)
       return NULL;
     }
   queue->loop = loop;
+  queue->watches.loop = loop;
+  queue->watches.owner = queue;
+  queue->watches.owner_ref = queue_ref_cb;
+  queue->watches.owner_unref = queue_unref_cb;
 
   handle = queue_handle_new (queue, HANDLE_LOOP_GONE);
   reader = queue_handle_new (queue, HANDLE_READER);
@@ -594,6 +462,7 @@ queue_new (PyObject *loop)
 fail:
   Py_CLEAR (queue->loop_ref);
   queue->loop = NULL;
+  queue->watches.loop = NULL;
   /* Dead first, so that the reader's release is not taken for a close. */
   queue->dead = TRUE;
   Py_XDECREF (handle);
@@ -697,8 +566,7 @@ gab_loop_queues_after_fork (void)
       close (queue->fd);
       queue->fd = -1;
       /* What the watches stand for is failed by its own after-fork code. */
-      while (queue->watches != NULL)
-        gab_loop_queue_unwatch (queue->watches);
+      gab_loop_watch_set_forget (&queue->watches);
       run_items (queue_steal (queue, TRUE), FALSE);
       Py_CLEAR (queue->loop_ref);
       queue->loop = NULL;

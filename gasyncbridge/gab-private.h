@@ -10,6 +10,8 @@
 
 #include <gasyncbridge/gasyncbridge.h>
 #include "gab-runtime-private.h"
+#include "gab-loop-queue.h"
+#include "gab-loop-spin.h"
 
 G_BEGIN_DECLS
 
@@ -115,91 +117,8 @@ GabPyRef *gab_py_ref_ref   (GabPyRef *ref);      /* any thread */
 void      gab_py_ref_unref (GabPyRef *ref);      /* any thread */
 PyObject *gab_py_ref_get   (GabPyRef *ref);      /* GIL held; borrowed */
 
-/* ---- gab-loop-queue.c: completions crossing into an asyncio loop ----- */
-
-typedef struct _GabLoopItem GabLoopItem;
-struct _GabLoopItem
-{
-  GabLoopItem *next;
-  /* Called once, with the GIL. @alive is TRUE on the loop's own thread
-   * from the running loop; FALSE when the loop has gone away (closed, or
-   * collected, or the bridge shut down), and the item only cleans up. */
-  void (*run) (GabLoopItem *item,
-               gboolean     alive);
-};
-
-typedef struct _GabLoopQueue GabLoopQueue;
-
-GabLoopQueue *gab_loop_queue_get          (PyObject     *loop);   /* GIL; transfer none; NULL + exception */
-GabLoopQueue *gab_loop_queue_ref          (GabLoopQueue *queue);  /* any thread */
-void          gab_loop_queue_unref        (GabLoopQueue *queue);  /* any thread */
-PyObject     *gab_loop_queue_get_loop     (GabLoopQueue *queue);  /* GIL; borrowed; NULL once gone */
-/* GIL: a private GMainContext for GTask callbacks of C code called on
- * this loop's thread, where GLib's default context is not iterated. */
-GMainContext *gab_loop_queue_get_dispatch_context (GabLoopQueue *queue);
-/* GIL, on the loop's thread: dispatch what is ready in that context. */
-void          gab_loop_queue_dispatch     (GabLoopQueue *queue);
-void          gab_loop_queue_push         (GabLoopQueue *queue,
-                                           GabLoopItem  *item);   /* any thread, no GIL */
-/* Like gab_loop_queue_push(), but FALSE (item not taken) when the loop is
- * gone, so that a caller without the GIL can fail at once. */
-gboolean      gab_loop_queue_try_push     (GabLoopQueue *queue,
-                                           GabLoopItem  *item);
-/* Something in flight on a loop that must hear when the loop closes: an
- * operation whose future the loop is waiting for, a Python task a C caller
- * awaits. All fields belong to the queue; GIL held for every call. */
-typedef struct _GabLoopWatch GabLoopWatch;
-
-/* What a kind of watch does; one static instance per kind. */
-typedef struct
-{
-  /* The loop was closed (or collected) with this still watched; the watch
-   * is already off the list. Never NULL. */
-  void     (*closed)    (GabLoopWatch *watch);
-  /* Both NULL, or both set: now and then, on the loop's thread and from
-   * the loop, @candidate picks watches to look at (no Python calls in
-   * it), and @sweep looks (Python allowed); FALSE keeps watching. */
-  gboolean (*candidate) (GabLoopWatch *watch);
-  gboolean (*sweep)     (GabLoopWatch *watch);
-} GabLoopWatchKind;
-
-struct _GabLoopWatch
-{
-  GabLoopWatch           *prev;
-  GabLoopWatch           *next;
-  GabLoopWatch          **list;   /* the list it is on, NULL when on none */
-  const GabLoopWatchKind *kind;
-};
-
-/* GIL, loop thread: add @watch, which must be on no list. If the loop is
- * already closed, its kind's closed() runs at once. */
-void          gab_loop_queue_watch        (GabLoopQueue *queue,
-                                           GabLoopWatch *watch);
-/* GIL: take @watch off its list; nothing if it is on none. */
-void          gab_loop_queue_unwatch      (GabLoopWatch *watch);
-
-/* GIL, loop thread: count C operations in flight on this loop. */
-void          gab_loop_queue_op_started   (GabLoopQueue *queue);
-void          gab_loop_queue_op_finished  (GabLoopQueue *queue);
-/* GIL, loop thread, right after starting an operation: if it is the only
- * one in flight and recent ones completed quickly, wait a few microseconds
- * (GIL released) for its completion to arrive, so that the loop finds it
- * without sleeping. */
-void          gab_loop_queue_spin         (GabLoopQueue *queue);
-/* GIL, loop thread: count the Python tasks C callers await on this loop. */
-void          gab_loop_queue_await_started  (GabLoopQueue *queue);
-void          gab_loop_queue_await_finished (GabLoopQueue *queue);
-/* GIL, loop thread, after completing the last awaited task: the same wait,
- * for a C caller's next call. */
-void          gab_loop_queue_spin_after_await (GabLoopQueue *queue);
-/* Any thread, no GIL: run @item under the GIL at the next opportunity. */
-void          gab_orphan_push             (GabLoopItem  *item);
-/* GIL held: run orphaned items. Cheap when there are none. */
-void          gab_orphans_flush           (void);
-/* GIL held, at shutdown: clean up the items of loops that are not running. */
-void          gab_loop_queues_close       (void);
-/* GIL held, in the child after fork(): unhook every queue from its loop. */
-void          gab_loop_queues_after_fork  (void);
+/* ---- the loop units: gab-loop-queue.c, gab-loop-orphans.c,
+ * gab-loop-watch.c, gab-loop-spin.c (each with its own header) --------- */
 
 /* ---- gab-task-locals.c ------------------------------------------------ */
 

@@ -611,9 +611,112 @@ t_error_from_gerror (PyObject *self,
   return ret;
 }
 
+/* ---- slow(record, usec): completes at once on the runtime thread; its
+ * finish calls record() and then keeps the loop thread busy for @usec.
+ * wait_slow_queued(n, timeout) waits until n of them were handed to the
+ * loop, so that a test can line up a batch of completions. */
+
+static GMutex slow_lock;
+static GCond  slow_cond;
+static gint   slow_queued;
+
+typedef struct
+{
+  PyObject *record;
+  gint64    usec;
+} Slow;
+
+static void
+slow_free (gpointer data)
+{
+  Slow *slow = data;
+
+  Py_DECREF (slow->record);
+  g_free (slow);
+}
+
+static void
+slow_start (GCancellable        *cancellable,
+            GAsyncReadyCallback  callback,
+            gpointer             callback_data,
+            gpointer             user_data)
+{
+  GTask *task = g_task_new (NULL, cancellable, NULL, NULL);
+
+  g_task_return_boolean (task, TRUE);
+  /* Called here, not from an idle: once it returns, the completion is in
+   * the loop's queue. */
+  callback (NULL, G_ASYNC_RESULT (task), callback_data);
+  g_object_unref (task);
+  g_mutex_lock (&slow_lock);
+  slow_queued++;
+  g_cond_broadcast (&slow_cond);
+  g_mutex_unlock (&slow_lock);
+}
+
+static PyObject *
+slow_finish (GObject       *source,
+             GAsyncResult  *result,
+             gpointer       user_data,
+             GError       **error)
+{
+  Slow *slow = user_data;
+  PyObject *ret;
+  gint64 until;
+
+  if (!g_task_propagate_boolean (G_TASK (result), error))
+    return NULL;
+  ret = PyObject_CallNoArgs (slow->record);
+  until = g_get_monotonic_time () + slow->usec;
+  while (g_get_monotonic_time () < until)
+    ;
+  return ret;
+}
+
+static PyObject *
+t_slow (PyObject *self,
+        PyObject *args)
+{
+  PyObject *record;
+  long long usec;
+  Slow *slow;
+
+  if (!PyArg_ParseTuple (args, "OL:slow", &record, &usec))
+    return NULL;
+  slow = g_new0 (Slow, 1);
+  slow->record = Py_NewRef (record);
+  slow->usec = usec;
+  return gab_future_into_py (slow_start, slow_finish, slow, slow_free);
+}
+
+static PyObject *
+t_wait_slow_queued (PyObject *self,
+                    PyObject *args)
+{
+  int n;
+  double timeout;
+  gint64 deadline;
+  gboolean ok;
+
+  if (!PyArg_ParseTuple (args, "id:wait_slow_queued", &n, &timeout))
+    return NULL;
+  deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
+  Py_BEGIN_ALLOW_THREADS
+  g_mutex_lock (&slow_lock);
+  while (slow_queued < n && g_cond_wait_until (&slow_cond, &slow_lock, deadline))
+    ;
+  ok = slow_queued >= n;
+  slow_queued = 0;
+  g_mutex_unlock (&slow_lock);
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong (ok);
+}
+
 static PyMethodDef methods[] = {
   { "ready", t_ready, METH_O, "An operation that completes at once with value." },
   { "never", t_never, METH_NOARGS, "An operation that ends only when cancelled." },
+  { "slow", t_slow, METH_VARARGS, "slow(record, usec): a ready operation whose finish calls record() and busy-waits." },
+  { "wait_slow_queued", t_wait_slow_queued, METH_VARARGS, "wait_slow_queued(n, timeout): until n slow() completions were queued." },
   { "stats", t_stats, METH_NOARGS, NULL },
   { "set_owner", t_set_owner, METH_VARARGS, "gab_future_set_owner(future, owner)." },
   { "wait_never_finished", t_wait_never_finished, METH_VARARGS,
