@@ -101,7 +101,7 @@ def test_path_kinds(run, tmp_path, kind):
 
 
 def test_buffer_kinds(run, tmp_path):
-    """Any bytes-like object is data; the call copies it at once."""
+    """Any bytes-like object is data; a mutable one is copied at once."""
     path = tmp_path / "f"
     buf = bytearray(b"before")
 
@@ -114,6 +114,67 @@ def test_buffer_kinds(run, tmp_path):
     run(main)
     assert path.read_bytes() == b"before"
     assert (tmp_path / "m").read_bytes() == b"234"
+
+
+@pytest.mark.parametrize("size", [64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 3 * MIB + 7])
+def test_load_sizes_around_the_direct_read(run, tmp_path, size):
+    """Large local files are read straight into the bytes object that Python
+    gets; small ones through a buffer. Both give exactly the file, as bytes."""
+    data = os.urandom(size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+
+    async def main():
+        return await asyncio.gather(*[gio.load_contents(path) for _ in range(8)])
+
+    results = run(main)
+    assert all(type(r) is bytes and r == data for r in results)
+
+
+def test_load_files_of_unknown_size(run):
+    """Files whose size stat() does not give (/proc) are read to their end."""
+    async def main():
+        return await gio.load_contents("/proc/self/status")
+
+    data = run(main)
+    assert data.startswith(b"Name:") and data.endswith(b"\n")
+
+
+def test_load_cancelled_while_reading_large_files(run, tmp_path):
+    """Cancelling loads of large files raises CancelledError in the caller, and
+    the bridge (and the file) are fine afterwards."""
+    data = os.urandom(4 * MIB)
+    path = tmp_path / "big"
+    path.write_bytes(data)
+
+    async def main():
+        tasks = [asyncio.ensure_future(gio.load_contents(path)) for _ in range(16)]
+        await asyncio.sleep(0)
+        for t in tasks:
+            t.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(o, asyncio.CancelledError) or o == data for o in outcomes)
+        return await gio.load_contents(path)
+
+    assert run(main) == data
+
+
+def test_replace_keeps_a_bytes_object_without_copying_it(run, tmp_path):
+    """bytes are written without a copy: the call holds the object until the
+    write is over, and what is written is exactly it."""
+    import sys as _sys
+    data = os.urandom(2 * MIB)
+    path = tmp_path / "out"
+
+    async def main():
+        before = _sys.getrefcount(data)
+        fut = gio.replace_contents(path, data)
+        held = _sys.getrefcount(data) - before
+        await fut
+        return held
+
+    assert run(main) >= 1
+    assert path.read_bytes() == data
 
 
 def test_load_missing(run, tmp_path):

@@ -489,58 +489,13 @@ filename_to_python (const char *name,
   return PyUnicode_DecodeFSDefault (name);
 }
 
-/* ---- load_contents ---------------------------------------------------- */
-
-static void
-load_contents_start (GCancellable        *cancellable,
-                     GAsyncReadyCallback  callback,
-                     gpointer             callback_data,
-                     gpointer             user_data)
-{
-  g_file_load_contents_async (G_FILE (user_data), cancellable, callback, callback_data);
-}
-
-static PyObject *
-load_contents_finish (GObject       *source,
-                      GAsyncResult  *result,
-                      gpointer       user_data,
-                      GError       **error)
-{
-  g_autofree gchar *contents = NULL;
-  gsize length = 0;
-
-  if (!g_file_load_contents_finish (G_FILE (source), result, &contents, &length,
-                                    NULL, error))
-    return NULL;
-  return PyBytes_FromStringAndSize (contents, (Py_ssize_t) length);
-}
-
-PyDoc_STRVAR (load_contents_doc,
-"load_contents(path)\n--\n\n"
-"Read a whole file.\n\n"
-"path is a str, bytes or os.PathLike. Returns the contents as bytes.\n"
-"Raises FileNotFoundError, IsADirectoryError, PermissionError, ... with\n"
-".domain and .code of the GError. Example::\n\n"
-"    data = await gasyncbridge.gio.load_contents('/etc/hostname')");
-
-static PyObject *
-gio_load_contents (PyObject *self,
-                   PyObject *path)
-{
-  GFile *file = gab_module_file_from_path (path, "load_contents: path");
-
-  if (file == NULL)
-    return NULL;
-  return gab_module_operation_new (load_contents_start, load_contents_finish,
-                                   file, g_object_unref, g_cancellable_new ());
-}
-
 /* ---- replace_contents ------------------------------------------------- */
 
 typedef struct
 {
   GFile    *file;
   GBytes   *contents;
+  PyObject *data;         /* strong, nullable: the bytes @contents points into */
   gchar    *etag;
   gboolean  make_backup;
 } Replace;
@@ -552,6 +507,8 @@ replace_free (gpointer data)
 
   g_clear_object (&self->file);
   g_clear_pointer (&self->contents, g_bytes_unref);
+  /* user_data_free runs with the GIL (gab_future_into_py's promise). */
+  Py_XDECREF (self->data);
   g_free (self->etag);
   g_free (self);
 }
@@ -631,13 +588,24 @@ gio_replace_contents (PyObject *self,
     }
   replace = g_new0 (Replace, 1);
   replace->file = file;
-  /* A copy: the runtime thread must not read a Python buffer without the
-   * GIL, and the caller may change a bytearray while we write. Empty data
-   * needs a non-NULL pointer: GIO's replace writes it with
+  /* Empty data needs a non-NULL pointer: GIO's replace writes it with
    * g_output_stream_write_async(), which rejects NULL (and then never calls
    * back), and g_bytes_new() of nothing gives NULL. */
-  replace->contents = view.len > 0 ? g_bytes_new (view.buf, (gsize) view.len)
-                                   : g_bytes_new_static ("", 0);
+  if (view.len == 0)
+    replace->contents = g_bytes_new_static ("", 0);
+  else if (PyBytes_CheckExact (data))
+    {
+      /* No copy: a bytes object never changes and its buffer never moves,
+       * so GIO's threads may read it without the GIL while we hold it. The
+       * GBytes does not own the memory; @data is released with the GIL
+       * once the operation is over. */
+      replace->contents = g_bytes_new_static (view.buf, (gsize) view.len);
+      replace->data = Py_NewRef (data);
+    }
+  else
+    /* A copy: the caller may change a bytearray (or what a memoryview
+     * shows) while we write. */
+    replace->contents = g_bytes_new (view.buf, (gsize) view.len);
   PyBuffer_Release (&view);
   replace->etag = g_strdup (etag);
   replace->make_backup = make_backup;
@@ -2255,7 +2223,7 @@ gio_resolve (PyObject *self,
 /* ---- the submodule ---------------------------------------------------- */
 
 static PyMethodDef gio_methods[] = {
-  { "load_contents", gio_load_contents, METH_O, load_contents_doc },
+  { "load_contents", gab_module_load_contents, METH_O, gab_module_load_contents_doc },
   { "replace_contents", (PyCFunction) (void (*) (void)) gio_replace_contents,
     METH_VARARGS | METH_KEYWORDS, replace_contents_doc },
   { "query_info", (PyCFunction) (void (*) (void)) gio_query_info,

@@ -50,6 +50,23 @@ PyObject *gab_module_operation_new (GabStartFunc    start,
 GFile    *gab_module_file_from_path (PyObject    *path,
                                      const char  *what);
 
+/* `gio.load_contents (path)` (gasyncbridge-file-read.c). */
+PyObject *gab_module_load_contents (PyObject *self,
+                                    PyObject *path);
+extern const char gab_module_load_contents_doc[];
+
+/* Any thread: TRUE once the interpreter is finalizing (a thread that is
+ * not Python's own must not take the GIL then). */
+static inline gboolean
+gab_module_python_finalizing (void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing ();
+#else
+  return _Py_IsFinalizing ();
+#endif
+}
+
 /* Streams: adds their types to the module and open_read/open_write to
  * `gio`. 0 on success, -1 with an exception set. */
 int       gab_module_streams_init (PyObject *module,
