@@ -16,33 +16,9 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-private.h"
+#include "gab-python-sources.h"
 
-static const char helpers_source[] =
-  "import inspect\n"
-  "\n"
-  "async def run_main(aw, enter, leave):\n"
-  "    token = enter()\n"
-  "    try:\n"
-  "        return await aw\n"
-  "    finally:\n"
-  "        leave(token)\n"
-  "\n"
-  "def close_if_unstarted(coro):\n"
-  "    if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:\n"
-  "        coro.close()\n"
-  "\n"
-  "async def serve(ready):\n"
-  "    import asyncio\n"
-  "    loop = asyncio.get_running_loop()\n"
-  "    stop = loop.create_future()\n"
-  "    ready(loop, stop)\n"
-  "    await stop\n"
-  "\n"
-  "def stop_serving(stop):\n"
-  "    if not stop.done():\n"
-  "        stop.set_result(None)\n";
-
-/* The functions above; GIL. */
+/* The functions of gasyncbridge/python/_loop.py; GIL. */
 static PyObject *run_main;
 static PyObject *close_if_unstarted;
 static PyObject *serve;
@@ -143,7 +119,7 @@ helpers_init (void)
     return TRUE;
   if (!gab_python_ensure ())
     return FALSE;
-  globals = gab_py_run_source (helpers_source, "gasyncbridge._loop", NULL);
+  globals = gab_py_run_file (&gab_py_source_loop, "gasyncbridge._loop", NULL);
   if (globals == NULL)
     return FALSE;
   close_if_unstarted = Py_XNewRef (PyDict_GetItemString (globals, "close_if_unstarted"));

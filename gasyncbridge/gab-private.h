@@ -101,6 +101,12 @@ gboolean  gab_python_embed         (int        argc,
 PyObject *gab_py_run_source        (const char *source,
                                     const char *module_name,
                                     PyObject   *names);
+/* GIL held: the same for one of the bridge's Python files (gasyncbridge/
+ * python/, turned into C at build time), compiled under its own file name. */
+typedef struct _GabPySource GabPySource;
+PyObject *gab_py_run_file          (const GabPySource *source,
+                                    const char        *module_name,
+                                    PyObject          *names);
 /* GIL held: a coroutine that returns `await factory()`, where factory is
  * made from @factory_def (called with no arguments). New ref or NULL. */
 PyObject *gab_py_coroutine_from_factory (PyMethodDef *factory_def);

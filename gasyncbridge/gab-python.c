@@ -5,6 +5,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-private.h"
+#include "gab-python-sources.h"
 
 GabPy gab_py;
 static gboolean python_ready;
@@ -410,10 +411,34 @@ gab_python_embed (int        argc,
   return TRUE;
 }
 
+static PyObject *run_source (const char *source,
+                             const char *filename,
+                             const char *module_name,
+                             PyObject   *names);
+
 PyObject *
 gab_py_run_source (const char *source,
                    const char *module_name,
                    PyObject   *names)
+{
+  /* The module name as the file name: tracebacks through this code say
+   * whose it is. */
+  return run_source (source, module_name, module_name, names);
+}
+
+PyObject *
+gab_py_run_file (const GabPySource *source,
+                 const char        *module_name,
+                 PyObject          *names)
+{
+  return run_source (source->text, source->filename, module_name, names);
+}
+
+static PyObject *
+run_source (const char *source,
+            const char *filename,
+            const char *module_name,
+            PyObject   *names)
 {
   PyObject *globals, *name, *code, *ret = NULL;
 
@@ -424,9 +449,7 @@ gab_py_run_source (const char *source,
       || PyDict_SetItemString (globals, "__name__", name) < 0
       || (names != NULL && PyDict_Update (globals, names) < 0))
     goto out;
-  /* The module name as the file name: tracebacks through this code say
-   * whose it is. */
-  code = Py_CompileString (source, module_name, Py_file_input);
+  code = Py_CompileString (source, filename, Py_file_input);
   if (code != NULL)
     ret = PyEval_EvalCode (code, globals, globals);
   Py_XDECREF (code);

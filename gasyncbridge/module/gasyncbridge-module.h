@@ -45,10 +45,50 @@ PyObject *gab_module_operation_new (GabStartFunc    start,
                                     GDestroyNotify  user_data_free,
                                     GCancellable   *cancellable);
 
-/* GIL: a path argument (str, bytes or os.PathLike) as a GFile; NULL with
- * TypeError or ValueError set. @what names the argument in messages. */
-GFile    *gab_module_file_from_path (PyObject    *path,
-                                     const char  *what);
+/* ---- gasyncbridge-args.c: arguments as plain C data. @what names the
+ * argument in messages ("communicate: argv"). GIL; NULL with TypeError or
+ * ValueError set. */
+
+/* str, bytes or os.PathLike to a new bytes object (no NUL inside). */
+PyObject *gab_module_fs_bytes        (PyObject    *path,
+                                      const char  *what);
+/* A non-empty path as a GFile. */
+GFile    *gab_module_file_from_path  (PyObject    *path,
+                                      const char  *what);
+/* A GIO filename as os.listdir gives it: bytes if @as_bytes, else str. */
+PyObject *gab_module_filename_to_python (const char *name,
+                                         gboolean    as_bytes);
+/* A mapping of non-empty keys without '=' as a NULL-terminated
+ * "KEY=VALUE" array (transfer full). */
+gchar   **gab_module_parse_env       (PyObject    *env,
+                                      const char  *what);
+/* A non-empty list or tuple with a non-empty argv[0] as a NULL-terminated
+ * array (transfer full). */
+gchar   **gab_module_parse_argv      (PyObject    *argv,
+                                      const char  *what);
+
+/* ---- gasyncbridge-operation.c, -files.c, -subprocess.c, -resolve.c:
+ * the functions of `gio` and what gasyncbridge-gio.c needs of them. */
+PyObject *gab_module_operation_type  (void);   /* borrowed; NULL + exception */
+/* Runtime thread: complete *@task_slot with the error kept in *@error_slot,
+ * or with success; both slots are emptied. For operations of several
+ * steps, which keep their first error until the last step. */
+void      gab_module_task_return_outcome (GTask  **task_slot,
+                                          GError **error_slot);
+gboolean  gab_module_files_init      (void);   /* FALSE + exception */
+PyObject *gab_module_replace_contents (PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *gab_module_query_info      (PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *gab_module_list_dir        (PyObject *self, PyObject *path);
+PyObject *gab_module_copy            (PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *gab_module_copy_progress   (PyObject *self, PyObject *args);
+PyObject *gab_module_communicate     (PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *gab_module_resolve         (PyObject *self, PyObject *args, PyObject *kwargs);
+extern const char gab_module_replace_contents_doc[];
+extern const char gab_module_query_info_doc[];
+extern const char gab_module_list_dir_doc[];
+extern const char gab_module_copy_doc[];
+extern const char gab_module_communicate_doc[];
+extern const char gab_module_resolve_doc[];
 
 /* `gio.load_contents (path)` (gasyncbridge-file-read.c). */
 PyObject *gab_module_load_contents (PyObject *self,

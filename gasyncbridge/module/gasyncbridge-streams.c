@@ -9,25 +9,12 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gasyncbridge-module.h"
+#include "gab-module-python-sources.h"
 
 #include <errno.h>
 #include <glib-unix.h>
 #include <gio/gunixinputstream.h>
 #include <gio/gunixoutputstream.h>
-
-/* GIL: a path argument (str, bytes or os.PathLike) as a GFile. */
-static GFile *
-file_from_path (PyObject *path)
-{
-  PyObject *bytes = NULL;
-  GFile *file;
-
-  if (!PyUnicode_FSConverter (path, &bytes))
-    return NULL;
-  file = g_file_new_for_path (PyBytes_AS_STRING (bytes));
-  Py_DECREF (bytes);
-  return file;
-}
 
 /* ---- open_read ------------------------------------------------------- */
 
@@ -94,7 +81,7 @@ gio_open_read (PyObject *self,
     return NULL;
   if (limit <= 0)
     return PyErr_Format (PyExc_ValueError, "open_read: limit must be > 0, not %zd", limit);
-  file = file_from_path (path);
+  file = gab_module_file_from_path (path, "open_read: path");
   if (file == NULL)
     return NULL;
   data = g_new0 (OpenRead, 1);
@@ -140,7 +127,7 @@ static PyObject *
 gio_open_write (PyObject *self,
                 PyObject *path)
 {
-  GFile *file = file_from_path (path);
+  GFile *file = gab_module_file_from_path (path, "open_read: path");
 
   if (file == NULL)
     return NULL;
@@ -254,20 +241,6 @@ static PyTypeObject Subprocess_Type = {
   .tp_doc = "A GSubprocess: wait() and send_signal().",
 };
 
-/* GIL: appends str/bytes/os.PathLike @item to @array, fs-encoded. */
-static gboolean
-append_fs (GPtrArray *array,
-           PyObject  *item)
-{
-  PyObject *bytes = NULL;
-
-  if (!PyUnicode_FSConverter (item, &bytes))
-    return FALSE;
-  g_ptr_array_add (array, g_strdup (PyBytes_AS_STRING (bytes)));
-  Py_DECREF (bytes);
-  return TRUE;
-}
-
 /* The parent's end of a pipe, made non-blocking (GSubprocess leaves them
  * blocking): GIO polls it either way, and then no read() or write() on it
  * can ever hold up the runtime thread, whatever the child does. */
@@ -282,53 +255,19 @@ set_nonblocking (GObject *stream)
                                TRUE, NULL);
 }
 
-/* GIL: the environment mapping as NULL-terminated "KEY=VALUE" strings. */
-static GPtrArray *
-environ_from_mapping (PyObject *env)
-{
-  GPtrArray *envp = g_ptr_array_new_with_free_func (g_free);
-  PyObject *pairs = PyMapping_Items (env);
-
-  if (pairs == NULL)
-    goto fail;
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE (pairs); i++)
-    {
-      PyObject *key, *value, *k = NULL, *v = NULL;
-
-      if (!PyArg_ParseTuple (PyList_GET_ITEM (pairs, i), "OO", &key, &value)
-          || !PyUnicode_FSConverter (key, &k) || !PyUnicode_FSConverter (value, &v))
-        {
-          Py_XDECREF (k);
-          goto fail;
-        }
-      g_ptr_array_add (envp, g_strdup_printf ("%s=%s", PyBytes_AS_STRING (k),
-                                              PyBytes_AS_STRING (v)));
-      Py_DECREF (k);
-      Py_DECREF (v);
-    }
-  Py_DECREF (pairs);
-  g_ptr_array_add (envp, NULL);
-  return envp;
-
-fail:
-  Py_XDECREF (pairs);
-  g_ptr_array_unref (envp);
-  return NULL;
-}
-
 /* _spawn(argv, stdin, stdout, stderr, cwd, env, limit) ->
  *   (handle, stdin writer, stdout reader, stderr reader) */
 static PyObject *
 gio_spawn (PyObject *self,
            PyObject *args)
 {
-  PyObject *argv_obj, *cwd, *env, *items = NULL, *ret = NULL;
+  PyObject *argv_obj, *cwd, *env, *ret = NULL;
   PyObject *in = NULL, *out = NULL, *err = NULL;
   int in_mode, out_mode, err_mode;
   Py_ssize_t limit;
   GSubprocessFlags flags = G_SUBPROCESS_FLAGS_NONE;
   g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_auto(GStrv) argv = NULL;
   g_autoptr(GError) error = NULL;
   GSubprocess *process;
   Subprocess *handle;
@@ -353,34 +292,29 @@ gio_spawn (PyObject *self,
     flags |= G_SUBPROCESS_FLAGS_STDERR_MERGE;
   launcher = g_subprocess_launcher_new (flags);
 
-  items = PySequence_Fast (argv_obj, "create_subprocess_exec: argv must be a sequence");
-  if (items == NULL)
+  argv = gab_module_parse_argv (argv_obj, "create_subprocess_exec: argv");
+  if (argv == NULL)
     return NULL;
-  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE (items); i++)
-    if (!append_fs (argv, PySequence_Fast_GET_ITEM (items, i)))
-      goto out;
-  g_ptr_array_add (argv, NULL);
-  Py_CLEAR (items);
-
   if (cwd != Py_None)
     {
-      g_autoptr(GPtrArray) dir = g_ptr_array_new_with_free_func (g_free);
+      PyObject *dir = gab_module_fs_bytes (cwd, "create_subprocess_exec: cwd");
 
-      if (!append_fs (dir, cwd))
+      if (dir == NULL)
         goto out;
-      g_subprocess_launcher_set_cwd (launcher, dir->pdata[0]);
+      g_subprocess_launcher_set_cwd (launcher, PyBytes_AS_STRING (dir));
+      Py_DECREF (dir);
     }
   if (env != Py_None)
     {
-      g_autoptr(GPtrArray) envp = environ_from_mapping (env);
+      g_auto(GStrv) envp = gab_module_parse_env (env, "create_subprocess_exec: env");
 
       if (envp == NULL)
         goto out;
-      g_subprocess_launcher_set_environ (launcher, (gchar **) envp->pdata);
+      g_subprocess_launcher_set_environ (launcher, envp);
     }
 
   /* fork and exec here, as asyncio's own create_subprocess_exec does. */
-  process = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) argv->pdata, &error);
+  process = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) argv, &error);
   if (process == NULL)
     {
       /* As asyncio: a missing or forbidden program is an OSError. */
@@ -428,119 +362,11 @@ gio_spawn (PyObject *self,
                        out != NULL ? out : Py_None, err != NULL ? err : Py_None);
 
 out:
-  Py_XDECREF (items);
   Py_XDECREF (in);
   Py_XDECREF (out);
   Py_XDECREF (err);
   return ret;
 }
-
-static const char process_source[] =
-  "import asyncio\n"
-  "import signal\n"
-  "from asyncio.subprocess import PIPE, STDOUT, DEVNULL\n"
-  "\n"
-  "\n"
-  "class Process:\n"
-  "    \"\"\"A child process, as asyncio.subprocess.Process: stdin is a\n"
-  "    gasyncbridge.StreamWriter, stdout and stderr are StreamReaders (or None),\n"
-  "    over the pipes of a GSubprocess; wait() runs on the gasyncbridge runtime.\"\"\"\n"
-  "\n"
-  "    def __init__(self, handle, stdin, stdout, stderr):\n"
-  "        self._handle = handle\n"
-  "        self._pid = handle.pid\n"
-  "        self._waiter = None\n"
-  "        self.stdin = stdin\n"
-  "        self.stdout = stdout\n"
-  "        self.stderr = stderr\n"
-  "        self.returncode = None\n"
-  "\n"
-  "    def __repr__(self):\n"
-  "        return f'<Process {self._pid}>'\n"
-  "\n"
-  "    @property\n"
-  "    def pid(self):\n"
-  "        \"\"\"The process id.\"\"\"\n"
-  "        return self._pid\n"
-  "\n"
-  "    async def wait(self):\n"
-  "        \"\"\"Wait for the process to end: its returncode (-N for signal N).\"\"\"\n"
-  "        if self.returncode is None:\n"
-  "            if self._waiter is None:\n"
-  "                self._waiter = self._handle.wait()\n"
-  "            # a cancelled caller does not stop the wait of the others\n"
-  "            self.returncode = await asyncio.shield(self._waiter)\n"
-  "        return self.returncode\n"
-  "\n"
-  "    def send_signal(self, sig):\n"
-  "        \"\"\"Send signal sig to the process.\"\"\"\n"
-  "        self._handle.send_signal(int(sig))\n"
-  "\n"
-  "    def terminate(self):\n"
-  "        \"\"\"Send SIGTERM.\"\"\"\n"
-  "        self.send_signal(signal.SIGTERM)\n"
-  "\n"
-  "    def kill(self):\n"
-  "        \"\"\"Send SIGKILL.\"\"\"\n"
-  "        self.send_signal(signal.SIGKILL)\n"
-  "\n"
-  "    async def _feed(self, input):\n"
-  "        if self.stdin is None:\n"
-  "            return\n"
-  "        try:\n"
-  "            if input:\n"
-  "                self.stdin.write(input)\n"
-  "            await self.stdin.drain()\n"
-  "        except (BrokenPipeError, ConnectionResetError):\n"
-  "            pass\n"
-  "        self.stdin.close()\n"
-  "        try:\n"
-  "            await self.stdin.wait_closed()\n"
-  "        except (BrokenPipeError, ConnectionResetError):\n"
-  "            pass\n"
-  "\n"
-  "    @staticmethod\n"
-  "    async def _drain(stream):\n"
-  "        if stream is None:\n"
-  "            return None\n"
-  "        data = await stream.read()\n"
-  "        await stream.wait_closed()\n"
-  "        return data\n"
-  "\n"
-  "    async def communicate(self, input=None):\n"
-  "        \"\"\"Send input, read stdout and stderr to the end, wait for the\n"
-  "        process: (stdout_data, stderr_data).\"\"\"\n"
-  "        _, out, err = await asyncio.gather(self._feed(input), self._drain(self.stdout),\n"
-  "                                           self._drain(self.stderr))\n"
-  "        await self.wait()\n"
-  "        return out, err\n"
-  "\n"
-  "\n"
-  "def make_create_subprocess_exec(spawn):\n"
-  "    async def create_subprocess_exec(program, *args, stdin=None, stdout=None,\n"
-  "                                     stderr=None, cwd=None, env=None, limit=2 ** 16):\n"
-  "        \"\"\"Start program with args on GSubprocess, as\n"
-  "        asyncio.create_subprocess_exec: stdin, stdout and stderr may be None\n"
-  "        (inherit), asyncio.subprocess.PIPE or DEVNULL (and STDOUT for\n"
-  "        stderr). Returns a Process whose pipes are gasyncbridge\n"
-  "        StreamWriter/StreamReader objects.\"\"\"\n"
-  "        for name, mode in (('stdin', stdin), ('stdout', stdout), ('stderr', stderr)):\n"
-  "            allowed = (None, PIPE, DEVNULL) + ((STDOUT,) if name == 'stderr' else ())\n"
-  "            if mode not in allowed:\n"
-  "                raise ValueError(f'{name} must be None, PIPE or DEVNULL'\n"
-  "                                 + (' or STDOUT' if name == 'stderr' else '')\n"
-  "                                 + f', not {mode!r}')\n"
-  "        if limit <= 0:\n"
-  "            raise ValueError('limit must be > 0')\n"
-  "        handle, w, r, e = spawn((program,) + args, 0 if stdin is None else stdin,\n"
-  "                                0 if stdout is None else stdout,\n"
-  "                                0 if stderr is None else stderr, cwd, env, limit)\n"
-  "        return Process(handle, w, r, e)\n"
-  "    create_subprocess_exec.__module__ = 'gasyncbridge.gio'\n"
-  "    return create_subprocess_exec\n"
-  "\n"
-  "\n"
-  "Process.__module__ = 'gasyncbridge.gio'\n";
 
 static PyMethodDef spawn_def = {
   "_spawn", gio_spawn, METH_VARARGS, NULL,
@@ -559,7 +385,12 @@ subprocess_init (PyObject *gio)
   if (globals == NULL)
     return -1;
   PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ());
-  ret = PyRun_String (process_source, Py_file_input, globals, globals);
+  /* gasyncbridge/python/_process.py, compiled under its own name so that
+   * tracebacks through it say where it is. */
+  ret = Py_CompileString (gab_py_source_process.text, gab_py_source_process.filename,
+                          Py_file_input);
+  if (ret != NULL)
+    Py_SETREF (ret, PyEval_EvalCode (ret, globals, globals));
   if (ret == NULL)
     goto out;
   Py_DECREF (ret);
