@@ -343,6 +343,11 @@ def test_bad_input(run, tmp_path):
             await gasyncbridge.gio.open_write(tmp_path / "no-dir" / "f")
         with pytest.raises(IsADirectoryError):
             await (await gasyncbridge.gio.open_read(tmp_path)).read()
+        # the same path rules as every gio function: no empty path
+        with pytest.raises(ValueError, match="open_read: path must not be empty"):
+            await gasyncbridge.gio.open_read("")
+        with pytest.raises(ValueError, match="open_write: path must not be empty"):
+            await gasyncbridge.gio.open_write(b"")
 
         with pytest.raises(TypeError, match="Gio.InputStream"):
             gasyncbridge.StreamReader(42)
@@ -462,6 +467,10 @@ def test_subprocess_signals_and_errors(run):
             await gasyncbridge.gio.create_subprocess_exec(None)
         with pytest.raises(TypeError):
             await gasyncbridge.gio.create_subprocess_exec("true", env={"A": None})
+        # the same env rules as gio.communicate: keys non-empty, without '='
+        for key in ("A=B", ""):
+            with pytest.raises(ValueError, match="create_subprocess_exec: env key"):
+                await gasyncbridge.gio.create_subprocess_exec("true", env={key: "x"})
         proc = await gasyncbridge.gio.create_subprocess_exec("true")
         assert await proc.wait() == 0
 

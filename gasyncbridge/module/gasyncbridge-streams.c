@@ -127,7 +127,7 @@ static PyObject *
 gio_open_write (PyObject *self,
                 PyObject *path)
 {
-  GFile *file = gab_module_file_from_path (path, "open_read: path");
+  GFile *file = gab_module_file_from_path (path, "open_write: path");
 
   if (file == NULL)
     return NULL;
