@@ -604,6 +604,58 @@ def test_cancel_before_start(run, tmp_path):
 
 # ---- communicate -----------------------------------------------------------
 
+def test_communicate_descriptors_the_child_inherits(run):
+    """A child inherits descriptors only if they lack close-on-exec (Python's
+    never have it off unless asked); close_fds=True closes those too."""
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    closed_r, closed_w = os.pipe()          # close-on-exec, as Python makes them
+    probe = [sys.executable, "-c", "import os, sys; print(sorted(int(f) for f in os.listdir('/proc/self/fd')))"]
+
+    async def main():
+        _, inherit, _ = await gio.communicate(probe)
+        _, closed, _ = await gio.communicate(probe, close_fds=True)
+        return eval(inherit), eval(closed)
+
+    try:
+        inherit, closed = run(main)
+    finally:
+        for fd in (r, w, closed_r, closed_w):
+            os.close(fd)
+    assert w in inherit and closed_r not in inherit and closed_w not in inherit
+    assert w not in closed and closed_r not in closed
+
+
+def test_communicate_input_bytes_are_not_copied(run):
+    """bytes input is fed from the object itself (held until the end)."""
+    data = os.urandom(3 * MIB)
+
+    async def main():
+        before = sys.getrefcount(data)
+        fut = gio.communicate(["cat"], data)
+        held = sys.getrefcount(data) - before
+        return held, await fut
+
+    held, (rc, out, err) = run(main)
+    assert held >= 1 and rc == 0 and out == data and err == b""
+
+
+def test_communicate_large_outputs(run):
+    """Outputs of a MiB and more arrive whole and in order on both pipes (made
+    into bytes objects off the loop thread), many children at once."""
+    code = ("import sys; sys.stdout.buffer.write(bytes(range(256)) * 4096 * 3); "
+            "sys.stderr.buffer.write(b'e' * 100000)")
+
+    async def main():
+        return await asyncio.gather(*[gio.communicate([sys.executable, "-c", code])
+                                      for _ in range(10)])
+
+    for rc, out, err in run(main):
+        assert rc == 0
+        assert type(out) is bytes and out == bytes(range(256)) * 4096 * 3
+        assert type(err) is bytes and err == b"e" * 100000
+
+
 def test_communicate_output_and_exit_code(run):
     """stdout, stderr and the exit status come back."""
     code, out, err = call(run, gio.communicate, ["sh", "-c", "echo out; echo err >&2; exit 7"])

@@ -475,3 +475,30 @@ def test_subprocess_signals_and_errors(run):
         assert await proc.wait() == 0
 
     run(main)
+
+
+def test_subprocess_close_fds(run):
+    """As gio.communicate: the child inherits a descriptor only if it lacks
+    close-on-exec, and close_fds=True closes it too."""
+    import sys
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    probe = ("import os; print(sorted(int(f) for f in os.listdir('/proc/self/fd')))",)
+
+    async def fds(**kwargs):
+        proc = await gasyncbridge.gio.create_subprocess_exec(
+            sys.executable, "-c", *probe, stdout=PIPE, **kwargs)
+        out, _ = await proc.communicate()
+        assert await proc.wait() == 0
+        return eval(out)
+
+    async def main():
+        return await fds(), await fds(close_fds=True)
+
+    try:
+        inherit, closed = run(main)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert w in inherit and r not in inherit
+    assert w not in closed and r not in closed

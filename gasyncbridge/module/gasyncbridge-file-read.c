@@ -20,9 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* From this size on a file is read into its bytes object directly; below
- * it, a copy on the loop thread is cheaper than taking the GIL. */
-#define READ_DIRECT_MIN   (64 * 1024)
 /* One read() at most this big, so that cancellation is heard between two
  * of them even for a large file. */
 #define READ_CHUNK        (4 * 1024 * 1024)
@@ -133,18 +130,16 @@ read_rest (int            fd,
   return g_bytes_new_take (g_steal_pointer (&buf), len);
 }
 
-/* Worker: the bytes object a large file is read into, or NULL (small
- * file, no memory, or the interpreter is going away: read the slow way). */
-static PyObject *
-direct_new (gsize size)
+PyObject *
+gab_module_bytes_alloc (gsize size)
 {
   PyGILState_STATE state;
   PyObject *bytes;
 
-  if (size < READ_DIRECT_MIN || size > PY_SSIZE_T_MAX || gab_module_python_finalizing ())
+  if (size < GAB_MODULE_DIRECT_MIN || size > PY_SSIZE_T_MAX || gab_module_python_finalizing ())
     return NULL;
   /* The GIL only for the allocation; the worker holds no lock the loop
-   * thread needs, and the pages are touched later, by read(), without it. */
+   * thread needs, and the pages are touched later, without it. */
   state = PyGILState_Ensure ();
   bytes = PyBytes_FromStringAndSize (NULL, (Py_ssize_t) size);
   if (bytes == NULL)
@@ -153,7 +148,7 @@ direct_new (gsize size)
   return bytes;
 }
 
-/* GTask's pool; no GIL but for direct_new(). */
+/* GTask's pool; no GIL but for gab_module_bytes_alloc(). */
 static void
 read_thread (GTask        *task,
              gpointer      source,
@@ -184,7 +179,7 @@ read_thread (GTask        *task,
     {
       gsize size = S_ISREG (st.st_mode) ? (gsize) st.st_size : 0;
 
-      self->direct = direct_new (size);
+      self->direct = gab_module_bytes_alloc (size);
       if (self->direct == NULL)
         /* A small file (one byte more than its size: the read that finds
          * the end needs room), or one of unknown size. */

@@ -95,6 +95,19 @@ PyObject *gab_module_load_contents (PyObject *self,
                                     PyObject *path);
 extern const char gab_module_load_contents_doc[];
 
+/* From this size on, payloads become bytes objects off the loop thread
+ * (gab_module_bytes_alloc()); below it, a copy on the loop thread is
+ * cheaper than taking the GIL. */
+#define GAB_MODULE_DIRECT_MIN (64 * 1024)
+
+/* A worker thread (never the loop or runtime thread), no GIL: a new bytes
+ * object of @size bytes, not yet filled, for the worker to fill without
+ * the GIL before handing it to the loop thread; the GIL is taken only for
+ * the allocation. NULL when @size is below GAB_MODULE_DIRECT_MIN, on no
+ * memory, or while the interpreter finalizes: then do it the plain way.
+ * The reference must be dropped with the GIL. */
+PyObject *gab_module_bytes_alloc (gsize size);
+
 /* Any thread: TRUE once the interpreter is finalizing (a thread that is
  * not Python's own must not take the GIL then). */
 static inline gboolean
@@ -106,6 +119,16 @@ gab_module_python_finalizing (void)
   return _Py_IsFinalizing ();
 #endif
 }
+
+/* Runtime or loop thread: start @argv with @flags; the child inherits the
+ * descriptors without close-on-exec unless @close_fds (see
+ * gasyncbridge-subprocess.c). GSpawnError on failure, as precise as
+ * GLib's fork path gives it. */
+GSubprocess *gab_module_spawn (GSubprocessLauncher  *launcher,
+                               GSubprocessFlags      flags,
+                               gboolean              close_fds,
+                               gchar               **argv,
+                               GError              **error);
 
 /* Streams: adds their types to the module and open_read/open_write to
  * `gio`. 0 on success, -1 with an exception set. */

@@ -255,7 +255,7 @@ set_nonblocking (GObject *stream)
                                TRUE, NULL);
 }
 
-/* _spawn(argv, stdin, stdout, stderr, cwd, env, limit) ->
+/* _spawn(argv, stdin, stdout, stderr, cwd, env, limit, close_fds) ->
  *   (handle, stdin writer, stdout reader, stderr reader) */
 static PyObject *
 gio_spawn (PyObject *self,
@@ -263,7 +263,7 @@ gio_spawn (PyObject *self,
 {
   PyObject *argv_obj, *cwd, *env, *ret = NULL;
   PyObject *in = NULL, *out = NULL, *err = NULL;
-  int in_mode, out_mode, err_mode;
+  int in_mode, out_mode, err_mode, close_fds;
   Py_ssize_t limit;
   GSubprocessFlags flags = G_SUBPROCESS_FLAGS_NONE;
   g_autoptr(GSubprocessLauncher) launcher = NULL;
@@ -272,8 +272,8 @@ gio_spawn (PyObject *self,
   GSubprocess *process;
   Subprocess *handle;
 
-  if (!PyArg_ParseTuple (args, "OiiiOOn", &argv_obj, &in_mode, &out_mode, &err_mode,
-                         &cwd, &env, &limit))
+  if (!PyArg_ParseTuple (args, "OiiiOOnp", &argv_obj, &in_mode, &out_mode, &err_mode,
+                         &cwd, &env, &limit, &close_fds))
     return NULL;
 
   if (in_mode == PIPE)
@@ -290,7 +290,7 @@ gio_spawn (PyObject *self,
     flags |= G_SUBPROCESS_FLAGS_STDERR_SILENCE;
   else if (err_mode == STDOUT)
     flags |= G_SUBPROCESS_FLAGS_STDERR_MERGE;
-  launcher = g_subprocess_launcher_new (flags);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
 
   argv = gab_module_parse_argv (argv_obj, "create_subprocess_exec: argv");
   if (argv == NULL)
@@ -313,8 +313,8 @@ gio_spawn (PyObject *self,
       g_subprocess_launcher_set_environ (launcher, envp);
     }
 
-  /* fork and exec here, as asyncio's own create_subprocess_exec does. */
-  process = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) argv, &error);
+  /* fork or posix_spawn here, as asyncio's own create_subprocess_exec does. */
+  process = gab_module_spawn (launcher, flags, close_fds, argv, &error);
   if (process == NULL)
     {
       /* As asyncio: a missing or forbidden program is an OSError. */

@@ -18,6 +18,8 @@ typedef struct
   gchar          *cwd;
   gchar         **envp;            /* NULL: inherit */
   GBytes         *input;           /* NULL: stdin closed at once */
+  PyObject       *input_obj;       /* strong, nullable: the bytes @input points into */
+  gboolean        close_fds;
 
   /* runtime thread */
   GTask          *task;
@@ -28,6 +30,10 @@ typedef struct
   GSubprocess    *process;
   GOutputStream  *stdout_buf;
   GOutputStream  *stderr_buf;
+  /* Large outputs as bytes objects, made by a worker (see
+   * communicate_convert); dropped with the GIL. */
+  PyObject       *stdout_obj;
+  PyObject       *stderr_obj;
   guint           pending;         /* stdin, stdout, stderr, wait */
   gboolean        aborted;
   GError         *error;
@@ -43,11 +49,16 @@ communicate_free (gpointer data)
   g_free (self->cwd);
   g_strfreev (self->envp);
   g_clear_pointer (&self->input, g_bytes_unref);
+  /* user_data_free runs with the GIL. */
+  Py_XDECREF (self->input_obj);
   g_clear_object (&self->cancellable);
   g_clear_object (&self->stop);
   g_clear_object (&self->process);
   g_clear_object (&self->stdout_buf);
   g_clear_object (&self->stderr_buf);
+  /* user_data_free runs with the GIL. */
+  Py_XDECREF (self->stdout_obj);
+  Py_XDECREF (self->stderr_obj);
   g_clear_error (&self->error);
   g_free (self);
 }
@@ -96,6 +107,91 @@ spawn_error_to_io_error (GError      *error,
   return error;
 }
 
+GSubprocess *
+gab_module_spawn (GSubprocessLauncher  *launcher,
+                  GSubprocessFlags      flags,
+                  gboolean              close_fds,
+                  gchar               **argv,
+                  GError              **error)
+{
+  GSubprocess *process;
+  GError *local_error = NULL;
+
+  /* With INHERIT_FDS (and no cwd) GLib starts the child with
+   * posix_spawn(), a vfork: a fork() would share every page of this
+   * process copy-on-write with the child until it execs, and each write
+   * of the loop thread meanwhile would fault (with a few hundred children
+   * at once, seconds of the loop's time). What the child then inherits is
+   * only what lacks close-on-exec, which nothing of Python (PEP 446), GLib
+   * or the bridge opens; close_fds=True closes those too, with a fork. */
+  /* GLib 2.74's posix_spawn() path breaks the child's stdout when stderr
+   * is merged into it (the child's writes fail with EIO): fork then. */
+  if (flags & G_SUBPROCESS_FLAGS_STDERR_MERGE)
+    close_fds = TRUE;
+  g_subprocess_launcher_set_flags (launcher, flags | (close_fds ? 0 : G_SUBPROCESS_FLAGS_INHERIT_FDS));
+  process = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) argv, &local_error);
+  if (process == NULL && !close_fds
+      && g_error_matches (local_error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED))
+    {
+      /* posix_spawn() reports every failure as FAILED; the fork path says
+       * which (not found, not executable, ...). Failures are rare: try
+       * again that way for the precise error. */
+      g_clear_error (&local_error);
+      g_subprocess_launcher_set_flags (launcher, flags);
+      process = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) argv,
+                                              &local_error);
+    }
+  if (process == NULL)
+    g_propagate_error (error, local_error);
+  return process;
+}
+
+static gsize
+communicate_output_size (Communicate *self)
+{
+  return g_memory_output_stream_get_data_size (G_MEMORY_OUTPUT_STREAM (self->stdout_buf))
+         + g_memory_output_stream_get_data_size (G_MEMORY_OUTPUT_STREAM (self->stderr_buf));
+}
+
+/* Worker, no GIL but in gab_module_bytes_alloc(): @buf's data as a bytes
+ * object, or NULL (small or no memory: finish copies it then). */
+static PyObject *
+output_to_bytes (GOutputStream *buf)
+{
+  GMemoryOutputStream *mem = G_MEMORY_OUTPUT_STREAM (buf);
+  gsize size = g_memory_output_stream_get_data_size (mem);
+  PyObject *bytes = gab_module_bytes_alloc (size);
+
+  if (bytes != NULL)
+    memcpy (PyBytes_AS_STRING (bytes), g_memory_output_stream_get_data (mem), size);
+  return bytes;
+}
+
+static void
+communicate_convert (GTask        *task,
+                     gpointer      source,
+                     gpointer      task_data,
+                     GCancellable *cancellable)
+{
+  Communicate *self = task_data;
+
+  /* The pipes are done with: nothing else touches the buffers now. */
+  self->stdout_obj = output_to_bytes (self->stdout_buf);
+  self->stderr_obj = output_to_bytes (self->stderr_buf);
+  g_task_return_boolean (task, TRUE);
+}
+
+/* Runtime thread (the convert task was made there). */
+static void
+communicate_converted (GObject      *source,
+                       GAsyncResult *result,
+                       gpointer      data)
+{
+  Communicate *self = data;
+
+  gab_module_task_return_outcome (&self->task, &self->error);
+}
+
 static void
 communicate_return (Communicate *self)
 {
@@ -116,6 +212,17 @@ communicate_return (Communicate *self)
       g_clear_error (&self->error);
       self->error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
                                          "The subprocess was cancelled and killed");
+    }
+  if (self->error == NULL && communicate_output_size (self) >= GAB_MODULE_DIRECT_MIN)
+    {
+      /* Large output: a worker makes the bytes objects, so that the loop
+       * thread neither copies nor touches the fresh memory. */
+      GTask *convert = g_task_new (NULL, NULL, communicate_converted, self);
+
+      g_task_set_task_data (convert, self, NULL);
+      g_task_run_in_thread (convert, communicate_convert);
+      g_object_unref (convert);
+      return;
     }
   gab_module_task_return_outcome (&self->task, &self->error);
 }
@@ -263,15 +370,15 @@ communicate_start (GCancellable        *cancellable,
       return;
     }
 
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE
-                                        | G_SUBPROCESS_FLAGS_STDOUT_PIPE
-                                        | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   if (self->cwd != NULL)
     g_subprocess_launcher_set_cwd (launcher, self->cwd);
   if (self->envp != NULL)
     g_subprocess_launcher_set_environ (launcher, self->envp);
-  self->process = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) self->argv,
-                                                &error);
+  self->process = gab_module_spawn (launcher, G_SUBPROCESS_FLAGS_STDIN_PIPE
+                                              | G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                              | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                                    self->close_fds, self->argv, &error);
   if (self->process == NULL)
     {
       self->error = spawn_error_to_io_error (error, self->cwd);
@@ -326,26 +433,42 @@ communicate_finish (GObject       *source,
   gsize out_len, err_len;
   gconstpointer out_data, err_data;
 
+  PyObject *out_obj, *err_obj;
+
   if (!g_task_propagate_boolean (G_TASK (result), error))
     return NULL;
   out = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (self->stdout_buf));
   err = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (self->stderr_buf));
   out_data = g_bytes_get_data (out, &out_len);
   err_data = g_bytes_get_data (err, &err_len);
-  return Py_BuildValue ("(iy#y#)", self->returncode,
-                        out_data != NULL ? out_data : "", (Py_ssize_t) out_len,
-                        err_data != NULL ? err_data : "", (Py_ssize_t) err_len);
+  /* Made by the worker when large, copied here when small. */
+  out_obj = self->stdout_obj != NULL
+            ? g_steal_pointer (&self->stdout_obj)
+            : PyBytes_FromStringAndSize (out_data != NULL ? out_data : "", (Py_ssize_t) out_len);
+  err_obj = self->stderr_obj != NULL
+            ? g_steal_pointer (&self->stderr_obj)
+            : PyBytes_FromStringAndSize (err_data != NULL ? err_data : "", (Py_ssize_t) err_len);
+  if (out_obj == NULL || err_obj == NULL)
+    {
+      Py_XDECREF (out_obj);
+      Py_XDECREF (err_obj);
+      return NULL;
+    }
+  return Py_BuildValue ("(iNN)", self->returncode, out_obj, err_obj);
 }
 
 const char gab_module_communicate_doc[] =
-"communicate(argv, input=None, *, cwd=None, env=None)\n--\n\n"
+"communicate(argv, input=None, *, cwd=None, env=None, close_fds=False)\n--\n\n"
 "Run a program with GSubprocess, feed it input and collect its output.\n\n"
 "argv: a non-empty list or tuple of str, bytes or os.PathLike; argv[0] is\n"
 "looked up in PATH. input: bytes-like data for the child's stdin, which is\n"
 "then closed; with None stdin is closed at once (the child reads EOF, it\n"
 "never inherits ours). A child that exits without reading all its input\n"
 "is no error. cwd: the child's working directory. env: a mapping that\n"
-"becomes the child's whole environment (None: inherit ours).\n\n"
+"becomes the child's whole environment (None: inherit ours). The child\n"
+"inherits only descriptors without close-on-exec (Python's own never are,\n"
+"PEP 446), which lets GLib start it with posix_spawn (a vfork) when no cwd\n"
+"is given; close_fds=True closes every descriptor above 2, with a fork.\n\n"
 "Returns (returncode, stdout, stderr): stdout and stderr as bytes, and\n"
 "returncode the exit status, or -N if signal N ended the child, as\n"
 "asyncio does. A program that cannot be started raises FileNotFoundError,\n"
@@ -359,15 +482,17 @@ gab_module_communicate (PyObject *self,
                  PyObject *args,
                  PyObject *kwargs)
 {
-  static char *kwlist[] = { "argv", "input", "cwd", "env", NULL };
+  static char *kwlist[] = { "argv", "input", "cwd", "env", "close_fds", NULL };
   PyObject *argv, *input = Py_None, *cwd = Py_None, *env = Py_None;
+  int close_fds = 0;
   Communicate *comm;
 
-  if (!PyArg_ParseTupleAndKeywords (args, kwargs, "O|O$OO:communicate", kwlist,
-                                    &argv, &input, &cwd, &env))
+  if (!PyArg_ParseTupleAndKeywords (args, kwargs, "O|O$OOp:communicate", kwlist,
+                                    &argv, &input, &cwd, &env, &close_fds))
     return NULL;
 
   comm = g_new0 (Communicate, 1);
+  comm->close_fds = close_fds;
   comm->argv = gab_module_parse_argv (argv, "communicate: argv");
   if (comm->argv == NULL)
     goto fail;
@@ -384,7 +509,16 @@ gab_module_communicate (PyObject *self,
         }
       if (PyObject_GetBuffer (input, &view, PyBUF_SIMPLE) < 0)
         goto fail;
-      comm->input = g_bytes_new (view.buf, (gsize) view.len);
+      if (PyBytes_CheckExact (input) && view.len > 0)
+        {
+          /* No copy: a bytes object never changes or moves; held until the
+           * operation is over, released with the GIL. */
+          comm->input = g_bytes_new_static (view.buf, (gsize) view.len);
+          comm->input_obj = Py_NewRef (input);
+        }
+      else
+        /* A copy: the caller may change a bytearray meanwhile. */
+        comm->input = g_bytes_new (view.buf, (gsize) view.len);
       PyBuffer_Release (&view);
     }
   if (cwd != Py_None)

@@ -84,12 +84,15 @@ class Process:
 
 def make_create_subprocess_exec(spawn):
     async def create_subprocess_exec(program, *args, stdin=None, stdout=None,
-                                     stderr=None, cwd=None, env=None, limit=2 ** 16):
+                                     stderr=None, cwd=None, env=None, limit=2 ** 16,
+                                     close_fds=False):
         """Start program with args on GSubprocess, as
         asyncio.create_subprocess_exec: stdin, stdout and stderr may be None
         (inherit), asyncio.subprocess.PIPE or DEVNULL (and STDOUT for
         stderr). Returns a Process whose pipes are gasyncbridge
-        StreamWriter/StreamReader objects."""
+        StreamWriter/StreamReader objects. The child inherits only
+        descriptors without close-on-exec (so GLib can use posix_spawn);
+        close_fds=True closes those too, with a fork."""
         for name, mode in (('stdin', stdin), ('stdout', stdout), ('stderr', stderr)):
             allowed = (None, PIPE, DEVNULL) + ((STDOUT,) if name == 'stderr' else ())
             if mode not in allowed:
@@ -100,7 +103,8 @@ def make_create_subprocess_exec(spawn):
             raise ValueError('limit must be > 0')
         handle, w, r, e = spawn((program,) + args, 0 if stdin is None else stdin,
                                 0 if stdout is None else stdout,
-                                0 if stderr is None else stderr, cwd, env, limit)
+                                0 if stderr is None else stderr, cwd, env, limit,
+                                bool(close_fds))
         return Process(handle, w, r, e)
     create_subprocess_exec.__module__ = 'gasyncbridge.gio'
     return create_subprocess_exec
