@@ -42,7 +42,7 @@ typedef struct
 {
   GabLoopItem    run_item;
   GabLoopItem    cancel_item;
-  gint           ref_count;
+  gatomicrefcount ref_count;
   Core          *core;
   Mode           mode;
   GTask         *task;               /* strong until completed */
@@ -66,7 +66,7 @@ typedef struct
 
 struct _Core
 {
-  gint           ref_count;
+  gatomicrefcount ref_count;
   GabTaskLocals *locals;             /* the loop and context of the creator */
   guint          read_ahead;
   GabLoopItem    close_item;         /* for gab_async_iterator_close_soon() */
@@ -167,7 +167,7 @@ static void core_serve (Core *core);
 static Core *
 core_ref (Core *core)
 {
-  g_atomic_int_inc (&core->ref_count);
+  g_atomic_ref_count_inc (&core->ref_count);
   return core;
 }
 
@@ -184,7 +184,7 @@ core_unref (Core *core)
 {
   Result *result;
 
-  if (!g_atomic_int_dec_and_test (&core->ref_count))
+  if (!g_atomic_ref_count_dec (&core->ref_count))
     return;
   /* Any thread: Python references travel to the next GIL holder. */
   while ((result = g_queue_pop_head (&core->buffer)) != NULL)
@@ -201,14 +201,14 @@ core_unref (Core *core)
 static Request *
 request_ref (Request *req)
 {
-  g_atomic_int_inc (&req->ref_count);
+  g_atomic_ref_count_inc (&req->ref_count);
   return req;
 }
 
 static void
 request_unref (Request *req)
 {
-  if (!g_atomic_int_dec_and_test (&req->ref_count))
+  if (!g_atomic_ref_count_dec (&req->ref_count))
     return;
   g_assert (req->task == NULL);
   g_clear_object (&req->cancellable);
@@ -890,7 +890,7 @@ request_start (GabAsyncIterator     *self,
 {
   Request *req = g_new0 (Request, 1);
 
-  req->ref_count = 1;   /* the run item's trip */
+  g_atomic_ref_count_init (&req->ref_count);   /* the run item's trip */
   req->run_item.run = request_run;
   req->cancel_item.run = request_cancel_run;
   req->core = core_ref (self->core);
@@ -1065,7 +1065,7 @@ gab_async_iterator_new (PyObject  *aiterable,
     }
 
   core = g_new0 (Core, 1);
-  core->ref_count = 1;
+  g_atomic_ref_count_init (&core->ref_count);
   core->locals = locals;
   core->read_ahead = read_ahead;
   core->aiter = aiter;

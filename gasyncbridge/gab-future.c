@@ -51,7 +51,7 @@ struct _Op
     GabLoopItem     free_item;
   };
   GabRuntimeItem  cancel_item;
-  gint            ref_count;
+  gatomicrefcount  ref_count;
   gint            cancel_requested;  /* atomic */
 
   GabStartFunc    start;
@@ -91,7 +91,7 @@ static PyTypeObject OpHandle_Type;
 static Op *
 op_ref (Op *op)
 {
-  g_atomic_int_inc (&op->ref_count);
+  g_atomic_ref_count_inc (&op->ref_count);
   return op;
 }
 
@@ -109,7 +109,7 @@ op_free_item_run (GabLoopItem *item,
 static void
 op_unref (Op *op)
 {
-  if (!g_atomic_int_dec_and_test (&op->ref_count))
+  if (!g_atomic_ref_count_dec (&op->ref_count))
     return;
   g_clear_object (&op->cancellable);
   g_clear_object (&op->source);
@@ -614,7 +614,7 @@ gab_future_into_py (GabStartFunc    start,
     }
 
   op = g_new0 (Op, 1);
-  op->ref_count = 1;     /* this function's, then the runtime side's */
+  g_atomic_ref_count_init (&op->ref_count);     /* this function's, then the runtime side's */
   op->start_item.run = op_start_run;
   op->cancel_item.run = op_cancel_run;
   op->watch.kind = &op_watch_kind;

@@ -31,7 +31,7 @@ struct _Await
   GabLoopItem     start_item;
   GabLoopItem     cancel_item;
   GabLoopItem     dispatch_item;
-  gint            ref_count;
+  gatomicrefcount  ref_count;
   gint            cancel_requested;  /* atomic */
 
   GTask          *task;              /* strong until returned */
@@ -87,14 +87,14 @@ static PyObject *awaited_by_c;   /* GIL; the driver function */
 static Await *
 await_ref (Await *self)
 {
-  g_atomic_int_inc (&self->ref_count);
+  g_atomic_ref_count_inc (&self->ref_count);
   return self;
 }
 
 static void
 await_unref (Await *self)
 {
-  if (!g_atomic_int_dec_and_test (&self->ref_count))
+  if (!g_atomic_ref_count_dec (&self->ref_count))
     return;
   g_assert (self->task == NULL);
   gab_py_decref (self->awaitable);
@@ -641,7 +641,7 @@ await_new (GTask         *task,
   Await *self = g_new0 (Await, 1);
   GCancellable *cancellable = g_task_get_cancellable (task);
 
-  self->ref_count = 1;
+  g_atomic_ref_count_init (&self->ref_count);
   self->start_item.run = start_item_run;
   self->cancel_item.run = cancel_item_run;
   self->dispatch_item.run = dispatch_item_run;

@@ -130,7 +130,7 @@ PyObject *gab_py_ref_get   (GabPyRef *ref);      /* GIL held; borrowed */
 
 struct _GabTaskLocals
 {
-  gint          ref_count;
+  gatomicrefcount ref_count;
   GabLoopQueue *queue;     /* strong; the loop is reached through it */
   PyObject     *context;   /* strong; dropped with gab_py_decref */
 };

@@ -68,7 +68,7 @@ gab_py_decref (PyObject *object)
 
 struct _GabPyRef
 {
-  gint      ref_count;
+  gatomicrefcount ref_count;
   PyObject *object;
 };
 
@@ -77,7 +77,7 @@ gab_py_ref_new (PyObject *object)
 {
   GabPyRef *ref = g_new (GabPyRef, 1);
 
-  ref->ref_count = 1;
+  g_atomic_ref_count_init (&ref->ref_count);
   ref->object = Py_NewRef (object);
   return ref;
 }
@@ -85,14 +85,14 @@ gab_py_ref_new (PyObject *object)
 GabPyRef *
 gab_py_ref_ref (GabPyRef *ref)
 {
-  g_atomic_int_inc (&ref->ref_count);
+  g_atomic_ref_count_inc (&ref->ref_count);
   return ref;
 }
 
 void
 gab_py_ref_unref (GabPyRef *ref)
 {
-  if (ref != NULL && g_atomic_int_dec_and_test (&ref->ref_count))
+  if (ref != NULL && g_atomic_ref_count_dec (&ref->ref_count))
     {
       gab_py_decref (ref->object);
       g_free (ref);

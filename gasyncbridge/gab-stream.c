@@ -28,7 +28,7 @@ static PyObject *writer_class;
 
 typedef struct
 {
-  gint     ref_count;
+  gatomicrefcount ref_count;
   GObject *stream;    /* a GInputStream or a GOutputStream */
   /* runtime thread */
   GQueue   waiting;   /* StreamOp *, not started */
@@ -56,14 +56,14 @@ typedef struct
 static StreamCore *
 stream_core_ref (StreamCore *core)
 {
-  g_atomic_int_inc (&core->ref_count);
+  g_atomic_ref_count_inc (&core->ref_count);
   return core;
 }
 
 static void
 stream_core_unref (StreamCore *core)
 {
-  if (!g_atomic_int_dec_and_test (&core->ref_count))
+  if (!g_atomic_ref_count_dec (&core->ref_count))
     return;
   g_assert (core->waiting.length == 0);
   g_object_unref (core->stream);
@@ -236,7 +236,7 @@ gio_stream_new (GObject *stream)
   if (self == NULL)
     return NULL;
   self->core = g_new0 (StreamCore, 1);
-  self->core->ref_count = 1;
+  g_atomic_ref_count_init (&self->core->ref_count);
   self->core->stream = g_object_ref (stream);
   return (PyObject *) self;
 }

@@ -32,7 +32,7 @@ gab_task_locals_new_for_queue (GabLoopQueue *queue,
 {
   GabTaskLocals *locals = g_new (GabTaskLocals, 1);
 
-  locals->ref_count = 1;
+  g_atomic_ref_count_init (&locals->ref_count);
   locals->queue = gab_loop_queue_ref (queue);
   locals->context = Py_NewRef (context);
   return locals;
@@ -94,7 +94,7 @@ GabTaskLocals *
 gab_task_locals_ref (GabTaskLocals *locals)
 {
   g_return_val_if_fail (locals != NULL, NULL);
-  g_atomic_int_inc (&locals->ref_count);
+  g_atomic_ref_count_inc (&locals->ref_count);
   return locals;
 }
 
@@ -109,7 +109,7 @@ void
 gab_task_locals_unref (GabTaskLocals *locals)
 {
   g_return_if_fail (locals != NULL);
-  if (!g_atomic_int_dec_and_test (&locals->ref_count))
+  if (!g_atomic_ref_count_dec (&locals->ref_count))
     return;
   gab_py_decref (locals->context);
   gab_loop_queue_unref (locals->queue);
