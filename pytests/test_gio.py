@@ -1119,3 +1119,97 @@ def test_stubs_are_installed():
     stubs = sorted(os.path.relpath(p, os.path.dirname(so[0])) for p in installed
                    if "gasyncbridge-stubs" in p)
     assert stubs == ["gasyncbridge-stubs/__init__.pyi", "gasyncbridge-stubs/gio.pyi"]
+
+
+# ---- dbus_call ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bus_address(tmp_path_factory):
+    """A private dbus-daemon on a unix socket, for this module's tests."""
+    import shutil
+    if shutil.which("dbus-daemon") is None:
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    proc = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--print-address",
+         f"--address=unix:dir={tmp_path_factory.mktemp('bus')}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    address = proc.stdout.readline().decode().strip()
+    yield address
+    proc.terminate()
+    proc.wait()
+
+
+def bus_connect(address):
+    from gi.repository import Gio
+    return Gio.DBusConnection.new_for_address_sync(
+        address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+        | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+
+
+DBUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
+
+
+def test_dbus_call_replies_errors_and_many_at_once(run, bus_address):
+    """dbus_call gives the reply as a tuple of Python values, remote errors as
+    GLibError in the D-Bus domain, and many calls in flight all come back."""
+    conn = bus_connect(bus_address)
+
+    async def main():
+        (bus_id,) = await gio.dbus_call(conn, *DBUS, "GetId")
+        assert await gio.dbus_call(conn, *DBUS, "NameHasOwner", ("org.example.Nobody",),
+                                   signature="(s)", reply_type="(b)") == (False,)
+        # types inferred from the values without a signature
+        assert await gio.dbus_call(conn, *DBUS, "NameHasOwner", ["org.freedesktop.DBus"]) == (True,)
+        with pytest.raises(gasyncbridge.GLibError) as excinfo:
+            await gio.dbus_call(conn, *DBUS, "NoSuchMethod")
+        assert excinfo.value.domain == "g-dbus-error-quark"
+        assert "UnknownMethod" in str(excinfo.value)
+        ids = await asyncio.gather(*[gio.dbus_call(conn, *DBUS, "GetId") for _ in range(500)])
+        assert ids == [(bus_id,)] * 500
+        return bus_id
+
+    assert len(run(main)) == 32
+
+
+def test_dbus_call_bad_input(run, bus_address):
+    """Bad arguments raise at the call with a clear message; the bridge and the
+    connection still work afterwards."""
+    conn = bus_connect(bus_address)
+
+    async def main():
+        cases = [
+            (TypeError, "connection must be a GDBusConnection", (object(), *DBUS, "GetId"), {}),
+            (ValueError, "not a valid object path", (conn, DBUS[0], "no/slash", DBUS[2], "GetId"), {}),
+            (ValueError, "not a valid interface name", (conn, DBUS[0], DBUS[1], "nodots", "GetId"), {}),
+            (ValueError, "not a valid method name", (conn, *DBUS, "Get.Id"), {}),
+            (ValueError, "not a valid bus name", (conn, "bad name", DBUS[1], DBUS[2], "GetId"), {}),
+            (ValueError, "signature must be a GVariant tuple", (conn, *DBUS, "GetId"), {"signature": "s"}),
+            (ValueError, "reply_type must be a GVariant tuple", (conn, *DBUS, "GetId"), {"reply_type": "zz"}),
+            (TypeError, "args must be a tuple or list", (conn, *DBUS, "NameHasOwner", "x"), {}),
+            (TypeError, "dbus_call: args", (conn, *DBUS, "NameHasOwner", (1,)), {"signature": "(s)"}),
+        ]
+        for exc, message, args, kwargs in cases:
+            with pytest.raises(exc, match=message):
+                gio.dbus_call(*args, **kwargs)
+        # a reply of another type: GIO's G_IO_ERROR_INVALID_ARGUMENT, an OSError
+        with pytest.raises(OSError, match="returned type .*, but expected"):
+            await gio.dbus_call(conn, *DBUS, "GetId", reply_type="(u)")
+        return await gio.dbus_call(conn, *DBUS, "GetId")
+
+    assert len(run(main)[0]) == 32
+
+
+def test_dbus_call_cancelled(run, bus_address):
+    """Cancelling the awaiting task cancels the call; nothing is left behind."""
+    conn = bus_connect(bus_address)
+
+    async def main():
+        tasks = [asyncio.ensure_future(gio.dbus_call(conn, *DBUS, "GetId")) for _ in range(50)]
+        await asyncio.sleep(0)
+        for t in tasks:
+            t.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(o, (asyncio.CancelledError, tuple)) for o in outcomes)
+        return await gio.dbus_call(conn, *DBUS, "GetId")
+
+    assert len(run(main)[0]) == 32

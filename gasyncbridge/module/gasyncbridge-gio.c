@@ -51,6 +51,8 @@ static PyMethodDef gio_methods[] = {
     METH_VARARGS | METH_KEYWORDS, gab_module_communicate_doc },
   { "resolve", (PyCFunction) (void (*) (void)) gab_module_resolve,
     METH_VARARGS | METH_KEYWORDS, gab_module_resolve_doc },
+  { "dbus_call", (PyCFunction) (void (*) (void)) gab_module_dbus_call,
+    METH_VARARGS | METH_KEYWORDS, gab_module_dbus_call_doc },
   { "_copy_progress", gab_module_copy_progress, METH_VARARGS,
     "_copy_progress(id, current, total)\n--\n\n"
     "Internal: delivers copy progress on the loop (see copy())." },

@@ -89,6 +89,9 @@ extern const char gab_module_list_dir_doc[];
 extern const char gab_module_copy_doc[];
 extern const char gab_module_communicate_doc[];
 extern const char gab_module_resolve_doc[];
+/* gasyncbridge-dbus-call.c */
+PyObject *gab_module_dbus_call       (PyObject *self, PyObject *args, PyObject *kwargs);
+extern const char gab_module_dbus_call_doc[];
 
 /* `gio.load_contents (path)` (gasyncbridge-file-read.c). */
 PyObject *gab_module_load_contents (PyObject *self,
