@@ -46,7 +46,7 @@ typedef struct
   Core          *core;
   Mode           mode;
   GTask         *task;               /* strong until completed */
-  GabLoopQueue  *dispatch_queue;     /* nullable: see gab_task_new_for_caller() */
+  GabLoopQueue  *dispatch_queue;     /* nullable: see gab_caller_task_new() */
   GCancellable  *cancellable;
   gulong         cancel_id;
   gint           cancel_requested;   /* atomic */
@@ -219,50 +219,6 @@ request_unref (Request *req)
 
 /* ---- completing requests (loop thread, GIL) -------------------------- */
 
-typedef struct
-{
-  GabLoopItem   item;
-  GabLoopQueue *queue;
-} Dispatch;
-
-static void
-dispatch_run (GabLoopItem *item,
-              gboolean     alive)
-{
-  Dispatch *self = (Dispatch *) item;
-
-  if (alive)
-    gab_loop_queue_dispatch (self->queue);
-  gab_loop_queue_unref (self->queue);
-  g_free (self);
-}
-
-void
-gab_streams_dispatch_later (GabLoopQueue *queue)
-{
-  Dispatch *self;
-
-  if (PyGILState_Check ())
-    {
-      GSource *current = g_main_current_source ();
-
-      /* Already inside the loop's dispatch of that context, on its thread:
-       * the dispatch goes on until nothing is ready, callbacks just added
-       * included. */
-      if (current != NULL
-          && g_source_get_context (current) == gab_loop_queue_get_dispatch_context (queue))
-        {
-          gab_loop_queue_unref (queue);
-          return;
-        }
-    }
-  self = g_new (Dispatch, 1);
-
-  self->item.run = dispatch_run;
-  self->queue = queue;
-  gab_loop_queue_push (queue, &self->item);
-}
-
 static void
 bytes_py_free (gpointer data)
 {
@@ -364,7 +320,7 @@ request_complete (Request  *req,
     g_task_return_error (task, error);
   g_object_unref (task);
   if (req->dispatch_queue != NULL)
-    gab_streams_dispatch_later (g_steal_pointer (&req->dispatch_queue));
+    gab_caller_task_dispatch (g_steal_pointer (&req->dispatch_queue), FALSE);
 }
 
 static void
@@ -839,46 +795,6 @@ on_cancelled (GCancellable *cancellable,
     gab_loop_queue_push (req->core->locals->queue, &request_ref (req)->cancel_item);
 }
 
-/* A GTask whose callback runs in the caller's thread-default context, or,
- * on a thread running an asyncio loop without one, from that loop (as
- * gab_task_new_for_caller() does, but with the iterator as the source). */
-GTask *
-gab_streams_task_new (gpointer              self,
-                      GCancellable         *cancellable,
-                      GAsyncReadyCallback   callback,
-                      gpointer              user_data,
-                      gpointer              source_tag,
-                      GabLoopQueue        **dispatch_queue)
-{
-  GMainContext *thread_default = g_main_context_get_thread_default ();
-  GTask *task = NULL;
-
-  *dispatch_queue = NULL;
-  if (Py_IsInitialized () && PyGILState_Check () && gab_python_ensure ())
-    {
-      PyObject *loop = gab_py_running_loop ();
-      GabLoopQueue *queue = loop != NULL ? gab_loop_queue_get (loop) : NULL;
-      GMainContext *ctx = queue != NULL ? gab_loop_queue_get_dispatch_context (queue) : NULL;
-
-      Py_XDECREF (loop);
-      PyErr_Clear ();
-      /* A callback that came through the loop's private context runs
-       * with that context pushed (GTask does so): a request made there
-       * needs the loop to dispatch it too. */
-      if (ctx != NULL && (thread_default == NULL || thread_default == ctx))
-        {
-          *dispatch_queue = gab_loop_queue_ref (queue);
-          g_main_context_push_thread_default (ctx);
-          task = g_task_new (self, cancellable, callback, user_data);
-          g_main_context_pop_thread_default (ctx);
-        }
-    }
-  if (task == NULL)
-    task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, source_tag);
-  return task;
-}
-
 static void
 request_start (GabAsyncIterator     *self,
                Mode                  mode,
@@ -895,7 +811,7 @@ request_start (GabAsyncIterator     *self,
   req->cancel_item.run = request_cancel_run;
   req->core = core_ref (self->core);
   req->mode = mode;
-  req->task = gab_streams_task_new (self, cancellable, callback, user_data, source_tag,
+  req->task = gab_caller_task_new (self, cancellable, callback, user_data, source_tag,
                                     &req->dispatch_queue);
   g_task_set_name (req->task, name);
   if (cancellable != NULL)

@@ -72,7 +72,7 @@ typedef struct
 {
   guint8       *buffer;
   gsize         count;
-  GabLoopQueue *dispatch_queue;   /* see gab_streams_task_new() */
+  GabLoopQueue *dispatch_queue;   /* see gab_caller_task_new() */
 } ReadData;
 
 static void
@@ -100,7 +100,7 @@ read_return (GTask  *task,
     g_task_return_int (task, n);
   g_object_unref (task);
   if (queue != NULL)
-    gab_streams_dispatch_later (queue);
+    gab_caller_task_dispatch (queue, FALSE);
 }
 
 static void
@@ -148,7 +148,7 @@ gab_input_stream_read_async (GInputStream        *stream,
   GTask *task;
 
   /* A read started on the loop thread calls back from the loop. */
-  task = gab_streams_task_new (stream, cancellable, callback, user_data,
+  task = gab_caller_task_new (stream, cancellable, callback, user_data,
                                gab_input_stream_read_async, &read->dispatch_queue);
   g_task_set_priority (task, io_priority);
   read->buffer = buffer;
@@ -185,7 +185,7 @@ close_ready (GObject      *source,
     g_task_return_error (task, error);
   g_object_unref (task);
   if (queue != NULL)
-    gab_streams_dispatch_later (queue);
+    gab_caller_task_dispatch (queue, FALSE);
 }
 
 static void
@@ -197,7 +197,7 @@ gab_input_stream_close_async (GInputStream        *stream,
 {
   GabInputStream *self = GAB_INPUT_STREAM (stream);
   GabLoopQueue *queue = NULL;
-  GTask *task = gab_streams_task_new (stream, cancellable, callback, user_data,
+  GTask *task = gab_caller_task_new (stream, cancellable, callback, user_data,
                                       gab_input_stream_close_async, &queue);
 
   /* The task data holds the dispatch queue until the task returns. */

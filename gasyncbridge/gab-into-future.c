@@ -30,7 +30,6 @@ struct _Await
 {
   GabLoopItem     start_item;
   GabLoopItem     cancel_item;
-  GabLoopItem     dispatch_item;
   gatomicrefcount  ref_count;
   gint            cancel_requested;  /* atomic */
 
@@ -120,17 +119,6 @@ close_unused (PyObject *awaitable)
     }
 }
 
-static void
-dispatch_item_run (GabLoopItem *item,
-                   gboolean     alive)
-{
-  Await *self = G_STRUCT_MEMBER_P (item, -G_STRUCT_OFFSET (Await, dispatch_item));
-
-  if (alive)
-    gab_loop_queue_dispatch (self->dispatch_queue);
-  await_unref (self);
-}
-
 /* Completes the GTask: @variant or @value (a result) or @error. GIL held
  * when @value is given. Consumes @error and @variant. @from_loop says that
  * we run as a callback of the loop, not inside the caller's _async call,
@@ -168,15 +156,7 @@ await_return (Await    *self,
   g_object_unref (task);
 
   if (self->dispatch_queue != NULL)
-    {
-      PyObject *loop = from_loop ? gab_py_running_loop () : NULL;
-
-      if (loop != NULL && loop == gab_loop_queue_get_loop (self->dispatch_queue))
-        gab_loop_queue_dispatch (self->dispatch_queue);
-      else
-        gab_loop_queue_push (self->dispatch_queue, &await_ref (self)->dispatch_item);
-      Py_XDECREF (loop);
-    }
+    gab_caller_task_dispatch (g_steal_pointer (&self->dispatch_queue), from_loop);
 }
 
 /* GIL, loop thread: listed as running, for shutdown, the loop's close()
@@ -592,45 +572,6 @@ on_cancelled (GCancellable *cancellable,
 
 /* GTask for the caller, in the caller's thread-default context (see the
  * file comment for threads that run asyncio). */
-GTask *
-gab_task_new_for_caller (GCancellable         *cancellable,
-                     GAsyncReadyCallback   callback,
-                     gpointer              user_data,
-                     gpointer              source_tag,
-                     GabLoopQueue        **dispatch_queue)
-{
-  GMainContext *thread_default = g_main_context_get_thread_default ();
-  GTask *task;
-
-  *dispatch_queue = NULL;
-  if (Py_IsInitialized () && PyGILState_Check () && gab_python_ensure ())
-    {
-      PyObject *loop = gab_py_running_loop ();
-      GabLoopQueue *queue = loop != NULL ? gab_loop_queue_get (loop) : NULL;
-
-      Py_XDECREF (loop);
-      PyErr_Clear ();
-      /* No context of the thread's own, or the private one we pushed
-       * ourselves (GTask pushes it while a callback of ours runs). */
-      if (queue != NULL
-          && (thread_default == NULL
-              || thread_default == gab_loop_queue_get_dispatch_context (queue)))
-        {
-          GMainContext *ctx = gab_loop_queue_get_dispatch_context (queue);
-
-          *dispatch_queue = gab_loop_queue_ref (queue);
-          g_main_context_push_thread_default (ctx);
-          task = g_task_new (NULL, cancellable, callback, user_data);
-          g_main_context_pop_thread_default (ctx);
-          g_task_set_source_tag (task, source_tag);
-          return task;
-        }
-    }
-  task = g_task_new (NULL, cancellable, callback, user_data);
-  g_task_set_source_tag (task, source_tag);
-  return task;
-}
-
 /* Creates the Await for @task; @task and @locals are taken. */
 static Await *
 await_new (GTask         *task,
@@ -644,7 +585,6 @@ await_new (GTask         *task,
   g_atomic_ref_count_init (&self->ref_count);
   self->start_item.run = start_item_run;
   self->cancel_item.run = cancel_item_run;
-  self->dispatch_item.run = dispatch_item_run;
   self->watch.kind = &await_watch_kind;
   self->task = task;
   self->locals = locals;
@@ -788,7 +728,7 @@ gab_into_future_async (PyObject            *awaitable,
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
   g_return_if_fail (Py_IsInitialized () && PyGILState_Check ());
 
-  task = gab_task_new_for_caller (cancellable, callback, user_data,
+  task = gab_caller_task_new (NULL, cancellable, callback, user_data,
                               gab_into_future_async, &dispatch_queue);
   g_task_set_name (task, "gab_into_future_async");
 

@@ -12,6 +12,7 @@
 #include "gab-runtime-private.h"
 #include "gab-loop-queue.h"
 #include "gab-loop-spin.h"
+#include "gab-caller-task.h"
 
 G_BEGIN_DECLS
 
@@ -160,14 +161,6 @@ void     gab_future_fail_after_fork (void);
 gboolean gab_into_future_types_init (void);
 /* GIL held, shutdown: fail pending Python awaits with G_IO_ERROR_CLOSED. */
 void     gab_into_future_close_all  (void);
-/* A GTask for a caller of gab_into_future_async() or gab_call_async(),
- * whose callback runs in the caller's thread-default context, or from the
- * caller's asyncio loop through @dispatch_queue (set, transfer full). */
-GTask   *gab_task_new_for_caller    (GCancellable         *cancellable,
-                                     GAsyncReadyCallback   callback,
-                                     gpointer              user_data,
-                                     gpointer              source_tag,
-                                     GabLoopQueue        **dispatch_queue);
 /* Loop thread, GIL: runs @awaitable as a task of @locals and completes
  * @task with its outcome. Takes @task and @dispatch_queue. */
 void     gab_into_future_start      (GabTaskLocals *locals,

@@ -39,21 +39,6 @@ void    gab_async_iterator_close_soon        (GabAsyncIterator     *self);
  * waiting for the iterator would deadlock. */
 gboolean gab_async_iterator_on_loop_thread   (GabAsyncIterator     *self);
 
-/* A GTask whose callback runs in the caller's thread-default context, or,
- * on a thread running an asyncio loop without one (or inside a callback
- * dispatched from that loop), from the loop: then *@dispatch_queue is set
- * and, after returning the task, gab_streams_dispatch_later() must be
- * called with it. Like gab_task_new_for_caller(), with a source object. */
-GTask  *gab_streams_task_new                 (gpointer              source_object,
-                                              GCancellable         *cancellable,
-                                              GAsyncReadyCallback   callback,
-                                              gpointer              user_data,
-                                              gpointer              source_tag,
-                                              GabLoopQueue        **dispatch_queue);
-/* Completes @task's callback later from @queue's loop (see
- * gab_task_new_for_caller()); @queue is taken. Any thread, no GIL. */
-void    gab_streams_dispatch_later           (GabLoopQueue         *queue);
-
 /* GIL: the GBytes for a bytes-like object (shared for bytes, else copied),
  * or NULL with @error set (G_IO_ERROR_INVALID_DATA naming @what). */
 GBytes *gab_streams_bytes_from_python        (PyObject             *object,
