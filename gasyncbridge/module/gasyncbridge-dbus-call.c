@@ -97,6 +97,21 @@ gobject_from_python (PyObject    *object,
   return g_object_ref (pointer);
 }
 
+/* GIL: FALSE with ValueError unless @type_string is NULL or a tuple type. */
+static gboolean
+check_tuple_type (const char *type_string,
+                  const char *what)
+{
+  if (type_string == NULL
+      || (g_variant_type_string_is_valid (type_string)
+          && g_variant_type_is_tuple (G_VARIANT_TYPE (type_string))))
+    return TRUE;
+  PyErr_Format (PyExc_ValueError,
+                "dbus_call: %s must be a GVariant tuple type such as '(su)', not '%s'",
+                what, type_string);
+  return FALSE;
+}
+
 const char gab_module_dbus_call_doc[] =
 "dbus_call(connection, bus_name, object_path, interface_name, method_name,\n"
 "          args=(), *, signature=None, reply_type=None, timeout=-1)\n--\n\n"
@@ -145,18 +160,8 @@ gab_module_dbus_call (PyObject *self,
   if (!g_dbus_is_member_name (method_name))
     return PyErr_Format (PyExc_ValueError, "dbus_call: '%s' is not a valid method name",
                          method_name);
-  if (signature != NULL
-      && (!g_variant_type_string_is_valid (signature)
-          || !g_variant_type_is_tuple (G_VARIANT_TYPE (signature))))
-    return PyErr_Format (PyExc_ValueError,
-                         "dbus_call: signature must be a GVariant tuple type such as "
-                         "'(su)', not '%s'", signature);
-  if (reply_type != NULL
-      && (!g_variant_type_string_is_valid (reply_type)
-          || !g_variant_type_is_tuple (G_VARIANT_TYPE (reply_type))))
-    return PyErr_Format (PyExc_ValueError,
-                         "dbus_call: reply_type must be a GVariant tuple type such as "
-                         "'(s)', not '%s'", reply_type);
+  if (!check_tuple_type (signature, "signature") || !check_tuple_type (reply_type, "reply_type"))
+    return NULL;
   if (call_args != NULL && !PyTuple_Check (call_args) && !PyList_Check (call_args))
     return PyErr_Format (PyExc_TypeError, "dbus_call: args must be a tuple or list, not %s",
                          Py_TYPE (call_args)->tp_name);
