@@ -37,8 +37,6 @@ typedef struct
   PyObject *get_running_loop;   /* asyncio._get_running_loop: None if none */
   PyObject *cancelled_error;    /* asyncio.CancelledError */
   PyObject *ensure_future;
-  PyObject *new_event_loop;
-  PyObject *copy_context;       /* contextvars.copy_context */
   PyObject *glib_error;         /* gasyncbridge.GLibError */
   /* interned method and keyword names */
   PyObject *s_create_future;
@@ -54,7 +52,6 @@ typedef struct
   PyObject *s_add_reader;
   PyObject *s_create_task;
   PyObject *s_is_running;
-  PyObject *s_is_closed;
   PyObject *s_run;
   PyObject *s_domain;
   PyObject *s_code;
@@ -113,7 +110,7 @@ PyObject *gab_py_run_file          (const GabPySource *source,
 PyObject *gab_py_coroutine_from_factory (PyMethodDef *factory_def);
 /* GIL held: the running loop of this thread, new ref, or NULL (no error). */
 PyObject *gab_py_running_loop      (void);
-/* GIL held: future.done(), with the C fast path. -1 on error. */
+/* GIL held: future.done(). -1 on error. */
 int       gab_py_future_done       (PyObject *future);
 
 /* A reference-counted box around one Python reference, so that the

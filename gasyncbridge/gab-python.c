@@ -241,23 +241,16 @@ intern (const char *name)
 static gboolean
 python_init (void)
 {
-  PyObject *contextvars = NULL, *atexit_mod = NULL, *func = NULL, *ret = NULL;
+  PyObject *atexit_mod = NULL, *func = NULL, *ret = NULL;
 
   gab_py.asyncio = PyImport_ImportModule ("asyncio");
   if (gab_py.asyncio == NULL)
     return FALSE;
-  contextvars = PyImport_ImportModule ("contextvars");
-  if (contextvars == NULL)
-    return FALSE;
-  gab_py.copy_context = PyObject_GetAttrString (contextvars, "copy_context");
-  Py_DECREF (contextvars);
   gab_py.get_running_loop = PyObject_GetAttrString (gab_py.asyncio, "_get_running_loop");
   gab_py.cancelled_error = PyObject_GetAttrString (gab_py.asyncio, "CancelledError");
   gab_py.ensure_future = PyObject_GetAttrString (gab_py.asyncio, "ensure_future");
-  gab_py.new_event_loop = PyObject_GetAttrString (gab_py.asyncio, "new_event_loop");
-  if (gab_py.copy_context == NULL || gab_py.get_running_loop == NULL
-      || gab_py.cancelled_error == NULL || gab_py.ensure_future == NULL
-      || gab_py.new_event_loop == NULL)
+  if (gab_py.get_running_loop == NULL || gab_py.cancelled_error == NULL
+      || gab_py.ensure_future == NULL)
     return FALSE;
 
 #define INTERN(field, name) \
@@ -275,7 +268,6 @@ python_init (void)
   INTERN (s_add_reader, "add_reader");
   INTERN (s_create_task, "create_task");
   INTERN (s_is_running, "is_running");
-  INTERN (s_is_closed, "is_closed");
   INTERN (s_run, "run");
   INTERN (s_domain, "domain");
   INTERN (s_code, "code");
