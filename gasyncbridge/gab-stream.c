@@ -844,6 +844,8 @@ stream_classes_init (void)
  *
  * Returns: (transfer none) (nullable): the class, or %NULL with an
  *   exception set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_stream_reader_get_class (void)
@@ -862,6 +864,8 @@ gab_stream_reader_get_class (void)
  *
  * Returns: (transfer none) (nullable): the class, or %NULL with an
  *   exception set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_stream_writer_get_class (void)
@@ -890,6 +894,8 @@ gab_stream_writer_get_class (void)
  *
  * Returns: (transfer full) (nullable): the reader, or %NULL with an
  *   exception set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_stream_reader_new (GInputStream *stream,
@@ -927,6 +933,8 @@ gab_stream_reader_new (GInputStream *stream,
  *
  * Returns: (transfer full) (nullable): the writer, or %NULL with an
  *   exception set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_stream_writer_new (GOutputStream *stream)
