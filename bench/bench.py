@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gasyncbridge benchmark suite: the bridge against plain asyncio and its peers.
 
 Run it from the source tree, after `ninja -C build`, with the interpreter the

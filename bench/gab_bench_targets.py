@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Python functions that the C benchmark drivers await, by module and name.
 
 gab_call_async() imports a module by name, so these live in a module of their

@@ -120,7 +120,7 @@ LLVMFuzzerInitialize (int    *argc,
   PyObject *globals, *result;
 
   gab_fuzz_init ();
-  glib_error = gab_glib_error_get_type ();
+  glib_error = gab_error_get_glib_error_class ();
   if (glib_error == NULL)
     gab_fuzz_fail ("no GLibError class");
   globals = PyDict_New ();

@@ -44,7 +44,7 @@ LLVMFuzzerInitialize (int    *argc,
     gab_fuzz_fail ("cannot import asyncio");
   cancelled_error = PyObject_GetAttrString (asyncio, "CancelledError");
   Py_DECREF (asyncio);
-  glib_error = gab_glib_error_get_type ();
+  glib_error = gab_error_get_glib_error_class ();
   if (cancelled_error == NULL || glib_error == NULL)
     gab_fuzz_fail ("cannot look up the exception classes");
   Py_INCREF (glib_error);

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Writes the seed corpus of the fuzz targets into fuzz/corpus/.
 
     /usr/bin/python3 fuzz/make-seeds.py

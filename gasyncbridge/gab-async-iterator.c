@@ -102,6 +102,8 @@ struct _GabAsyncIterator
  * gab_async_iterator_new(). The Python side is advanced on its event loop
  * only when C asks (or to keep `read_ahead` items ready); cancelling a
  * request or dropping the handle closes it there (its `aclose()` runs).
+ *
+ * Since: 0.1
  */
 
 /**
@@ -947,6 +949,8 @@ get_aiter (PyObject  *aiterable,
  *   set (%G_IO_ERROR_INVALID_ARGUMENT for an object that is not an async
  *   iterable, %GAB_ERROR_NO_LOOP when no loop is known, or the error
  *   `__aiter__` raised)
+ *
+ * Since: 0.1
  */
 GabAsyncIterator *
 gab_async_iterator_new (PyObject  *aiterable,
@@ -997,6 +1001,8 @@ gab_async_iterator_new (PyObject  *aiterable,
  * The read-ahead given to gab_async_iterator_new(). Any thread.
  *
  * Returns: how many items may be fetched before C asks for them
+ *
+ * Since: 0.1
  */
 guint
 gab_async_iterator_get_read_ahead (GabAsyncIterator *self)
@@ -1020,6 +1026,8 @@ gab_async_iterator_get_read_ahead (GabAsyncIterator *self)
  * Cancelling @cancellable closes the iterator: the pending request fails
  * with %G_IO_ERROR_CANCELLED, the Python side is interrupted and its
  * `aclose()` runs, and later requests fail with %G_IO_ERROR_CLOSED.
+ *
+ * Since: 0.1
  */
 void
 gab_async_iterator_next_async (GabAsyncIterator    *self,
@@ -1062,6 +1070,8 @@ close_if_cancelled (GabAsyncIterator *self,
  *
  * Returns: (transfer full) (nullable): a new reference to the item, or
  *   %NULL at the end or with @error set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_async_iterator_next_finish (GabAsyncIterator  *self,
@@ -1096,6 +1106,8 @@ gab_async_iterator_next_finish (GabAsyncIterator  *self,
  * Python objects: the item is converted to a #GVariant on the loop thread
  * (see gab_variant_from_python(); None becomes a maybe Nothing, `mv`).
  * Needs no GIL.
+ *
+ * Since: 0.1
  */
 void
 gab_async_iterator_next_variant_async (GabAsyncIterator    *self,
@@ -1123,6 +1135,8 @@ gab_async_iterator_next_variant_async (GabAsyncIterator    *self,
  *
  * Returns: (transfer full) (nullable): the item, or %NULL at the end or
  *   with @error set
+ *
+ * Since: 0.1
  */
 GVariant *
 gab_async_iterator_next_variant_finish (GabAsyncIterator  *self,
@@ -1171,6 +1185,8 @@ gab_async_iterator_next_bytes_finish (GabAsyncIterator  *self,
  * %G_IO_ERROR_CLOSED, an item being fetched is interrupted (its task is
  * cancelled), items read ahead are dropped, and the iterator's `aclose()`,
  * if it has one, is awaited. Closing twice is harmless. Any thread, no GIL.
+ *
+ * Since: 0.1
  */
 void
 gab_async_iterator_close_async (GabAsyncIterator    *self,
@@ -1195,6 +1211,8 @@ gab_async_iterator_close_async (GabAsyncIterator    *self,
  *
  * Returns: %TRUE once `aclose()` has returned (or there was none); %FALSE
  *   with @error set to what it raised
+ *
+ * Since: 0.1
  */
 gboolean
 gab_async_iterator_close_finish (GabAsyncIterator  *self,

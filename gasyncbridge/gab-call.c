@@ -129,6 +129,8 @@ done:
  * Works from any thread and needs no GIL. @callback runs in the caller's
  * thread-default #GMainContext. Import errors, Python exceptions and values
  * that cannot be converted fail the call with a #GError.
+ *
+ * Since: 0.1
  */
 void
 gab_call_async (const gchar         *module,
@@ -210,6 +212,8 @@ fail:
  * no error set. No GIL needed.
  *
  * Returns: (transfer full) (nullable): the result
+ *
+ * Since: 0.1
  */
 GVariant *
 gab_call_finish (GAsyncResult  *result,

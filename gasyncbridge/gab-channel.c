@@ -53,6 +53,8 @@ struct _GabChannel
  * A bounded channel of #GVariant items from C code on any thread to one
  * Python consumer: see gab_channel_new(), gab_channel_send_async() and
  * gab_channel_to_python().
+ *
+ * Since: 0.1
  */
 
 /**
@@ -206,6 +208,8 @@ wake_push (GabChannel *self)
  * caller's thread-default #GMainContext. Fails with %G_IO_ERROR_CLOSED
  * after gab_channel_close(), and with %G_IO_ERROR_BROKEN_PIPE once the
  * Python consumer has gone.
+ *
+ * Since: 0.1
  */
 void
 gab_channel_send_async (GabChannel          *self,
@@ -279,6 +283,8 @@ gab_channel_send_async (GabChannel          *self,
  * Finishes gab_channel_send_async(). No GIL needed.
  *
  * Returns: %TRUE if the item is in the channel; %FALSE with @error set
+ *
+ * Since: 0.1
  */
 gboolean
 gab_channel_send_finish (GabChannel    *self,
@@ -328,6 +334,8 @@ fail_senders (GList        *senders,
  * the consumer's `async for` ends (or raises the exception of @error).
  * Sends still waiting for room, and later sends, fail with
  * %G_IO_ERROR_CLOSED. Closing again does nothing. Any thread, no GIL.
+ *
+ * Since: 0.1
  */
 void
 gab_channel_close (GabChannel   *self,
@@ -617,6 +625,8 @@ receiver_type_init (void)
  *
  * Returns: (transfer full) (nullable): the consumer object, or %NULL with
  *   an exception set (RuntimeError when called twice or with no loop known)
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_channel_to_python (GabChannel *self)
@@ -688,6 +698,8 @@ gab_channel_init (GabChannel *self)
  * with `async for` over gab_channel_to_python(). No GIL needed.
  *
  * Returns: (transfer full): the channel
+ *
+ * Since: 0.1
  */
 GabChannel *
 gab_channel_new (guint capacity)
@@ -708,6 +720,8 @@ gab_channel_new (guint capacity)
  * The capacity given to gab_channel_new(). Any thread.
  *
  * Returns: how many items may wait for the consumer
+ *
+ * Since: 0.1
  */
 guint
 gab_channel_get_capacity (GabChannel *self)

@@ -103,6 +103,8 @@ gab_python_error_quark (void)
  * The %GAB_PYTHON_ERROR domain.
  *
  * Returns: the quark
+ *
+ * Since: 0.1
  */
 
 /**
@@ -111,6 +113,8 @@ gab_python_error_quark (void)
  * The %GAB_ERROR domain.
  *
  * Returns: the quark
+ *
+ * Since: 0.1
  */
 G_DEFINE_QUARK (gab-error-quark, gab_error)
 
@@ -195,16 +199,19 @@ gab_error_types_init (void)
 }
 
 /**
- * gab_glib_error_get_type:
+ * gab_error_get_glib_error_class:
  *
  * The `gasyncbridge.GLibError` exception class, for extension modules that
- * raise or catch it. Needs the GIL.
+ * raise or catch it: a Python class object (as gab_stream_reader_get_class()
+ * gives its class), not a #GType. Needs the GIL.
  *
  * Returns: (transfer none) (nullable): the class, or %NULL with an
  *   exception set if the bridge could not initialize
+ *
+ * Since: 0.1
  */
 PyObject *
-gab_glib_error_get_type (void)
+gab_error_get_glib_error_class (void)
 {
   if (!gab_python_ensure ())
     return NULL;
@@ -482,6 +489,8 @@ gab_error_from_exception (PyObject *exception)
  * `.code` is not an int that fits a #GError's code. A domain that is a
  * quark already, such as one the C code that checks for it has used,
  * always maps.
+ *
+ * Since: 0.1
  */
 void
 gab_error_set_from_python (GError **error)
@@ -522,6 +531,8 @@ gab_error_set_from_python (GError **error)
  *
  * Returns: (transfer full) (nullable): the exception, or %NULL if @error is
  *   of another domain
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_python_error_get_exception (const GError *error)
@@ -603,6 +614,8 @@ errno_for (GQuark domain,
  *
  * Returns: (transfer full) (nullable): the exception, or %NULL with a
  *   Python exception set if even that failed
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_error_new_python_exception (const GError *error)
@@ -666,6 +679,8 @@ fail:
  *
  * Returns: (transfer none) (nullable): always %NULL, so that a function can
  *   `return gab_error_to_python (error);`
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_error_to_python (const GError *error)

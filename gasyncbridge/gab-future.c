@@ -589,6 +589,8 @@ gab_future_types_init (void)
  *
  * Returns: (transfer full) (nullable): an `asyncio.Future`, or %NULL with an
  *   exception set (RuntimeError when no loop is running)
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_future_into_py (GabStartFunc    start,
@@ -739,6 +741,8 @@ fail:
  * Returns: %TRUE, or %FALSE with a Python exception set: TypeError if
  *   @future is not a pending future of gab_future_into_py(), ValueError if
  *   it has an owner already
+ *
+ * Since: 0.1
  */
 gboolean
 gab_future_set_owner (PyObject *future,

@@ -32,6 +32,8 @@ struct _GabInputStream
  *
  * A #GInputStream whose data comes from a Python async iterable of
  * bytes-like chunks: see gab_input_stream_new().
+ *
+ * Since: 0.1
  */
 
 /**
@@ -390,6 +392,8 @@ gab_input_stream_init (GabInputStream *self)
  *
  * Returns: (transfer full) (nullable): the stream, or %NULL with @error set
  *   (as for gab_async_iterator_new())
+ *
+ * Since: 0.1
  */
 GInputStream *
 gab_input_stream_new (PyObject  *aiterable,

@@ -711,6 +711,8 @@ gab_into_future_close_all (void)
  * operation then fails with %G_IO_ERROR_CANCELLED once the task has
  * stopped. A Python exception becomes a #GError (see gab-error.h). Needs
  * the GIL.
+ *
+ * Since: 0.1
  */
 void
 gab_into_future_async (PyObject            *awaitable,
@@ -763,6 +765,8 @@ fail:
  *
  * Returns: (transfer full) (nullable): the awaitable's result, or %NULL
  *   with @error set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_into_future_finish (GAsyncResult  *result,

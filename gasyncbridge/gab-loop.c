@@ -195,6 +195,8 @@ run_wrapped (PyObject *callable,
  *
  * Returns: (transfer full) (nullable): the result, or %NULL with the
  *   exception set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_run_until_complete (PyObject *loop,
@@ -231,6 +233,8 @@ gab_run_until_complete (PyObject *loop,
  *
  * Returns: (transfer full) (nullable): the result, or %NULL with the
  *   exception set (RuntimeError if a loop runs on this thread already)
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_run (PyObject *awaitable)
@@ -272,6 +276,8 @@ gab_run (PyObject *awaitable)
  * loop stays open: close it yourself. Needs the GIL.
  *
  * Returns: (transfer full) (nullable): None, or %NULL with the exception set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_run_forever (PyObject *loop)
@@ -393,6 +399,8 @@ asyncio_thread_main (gpointer data)
  *
  * Returns: (transfer full) (nullable): the loop (drop it with the GIL
  *   held), or %NULL with @error set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_start_asyncio_thread (GError **error)
@@ -476,6 +484,8 @@ gab_start_asyncio_thread (GError **error)
  * be embedded again afterwards. Call it from the thread that called
  * gab_start_asyncio_thread(). Does nothing if no loop was started. Needs
  * no GIL.
+ *
+ * Since: 0.1
  */
 void
 gab_stop_asyncio_thread (void)

@@ -169,6 +169,8 @@ main_coroutine (void)
  *
  * Returns: 0 if the task succeeded; 128 + the signal number if a signal
  *   cancelled it; 1 otherwise, after printing the error to stderr
+ *
+ * Since: 0.1
  */
 int
 gab_main (int          argc,

@@ -328,6 +328,8 @@ start_locked (GMainContext  *app_context,
  * not: it fails with %G_IO_ERROR_CLOSED instead).
  *
  * Returns: %TRUE if the runtime is running
+ *
+ * Since: 0.1
  */
 gboolean
 gab_init (GError **error)
@@ -364,6 +366,8 @@ gab_init (GError **error)
  * %G_IO_ERROR_EXISTS.
  *
  * Returns: %TRUE on success
+ *
+ * Since: 0.1
  */
 gboolean
 gab_init_with_context (GMainContext  *app_context,
@@ -426,6 +430,8 @@ gab_runtime_ensure (GError **error)
  *
  * Returns: (transfer none) (nullable): the context, or %NULL if the runtime
  *   has been shut down or could not start
+ *
+ * Since: 0.1
  */
 GMainContext *
 gab_get_context (void)
@@ -447,6 +453,8 @@ gab_get_context (void)
  * owner of the application's context given to gab_init_with_context().
  *
  * Returns: %TRUE on the runtime thread
+ *
+ * Since: 0.1
  */
 gboolean
 gab_is_runtime_thread (void)
@@ -557,6 +565,8 @@ invoke_item_run (GabRuntimeItem *item)
  * (never inline, even on the runtime thread). If @func returns
  * %G_SOURCE_CONTINUE it is called again after the work queued meanwhile.
  * After gab_shutdown() @func is not called and @notify is called at once.
+ *
+ * Since: 0.1
  */
 void
 gab_invoke (GSourceFunc    func,
@@ -651,6 +661,8 @@ close_item_run (GabRuntimeItem *item)
  * to call back, and the runtime thread is joined. Idempotent. Runs by itself
  * at Python interpreter exit, before Python finalizes. Must not be called
  * from the runtime thread.
+ *
+ * Since: 0.1
  */
 void
 gab_shutdown (void)

@@ -420,6 +420,8 @@ stream_classes_init (void)
  *
  * Returns: (transfer none) (nullable): the class, or %NULL with an
  *   exception set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_stream_reader_get_class (void)
@@ -438,6 +440,8 @@ gab_stream_reader_get_class (void)
  *
  * Returns: (transfer none) (nullable): the class, or %NULL with an
  *   exception set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_stream_writer_get_class (void)
@@ -466,6 +470,8 @@ gab_stream_writer_get_class (void)
  *
  * Returns: (transfer full) (nullable): the reader, or %NULL with an
  *   exception set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_stream_reader_new (GInputStream *stream,
@@ -503,6 +509,8 @@ gab_stream_reader_new (GInputStream *stream,
  *
  * Returns: (transfer full) (nullable): the writer, or %NULL with an
  *   exception set
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_stream_writer_new (GOutputStream *stream)

@@ -22,6 +22,8 @@ static GabTaskLocals *default_locals;
  * The boxed #GType of #GabTaskLocals (copy is a reference).
  *
  * Returns: the type
+ *
+ * Since: 0.1
  */
 G_DEFINE_BOXED_TYPE (GabTaskLocals, gab_task_locals,
                      gab_task_locals_ref, gab_task_locals_unref)
@@ -48,6 +50,8 @@ gab_task_locals_new_for_queue (GabLoopQueue *queue,
  *
  * Returns: (transfer full) (nullable): new task locals, or %NULL with a
  *   Python exception set
+ *
+ * Since: 0.1
  */
 GabTaskLocals *
 gab_task_locals_new (PyObject *loop,
@@ -89,6 +93,8 @@ gab_task_locals_new (PyObject *loop,
  * Takes a reference. Any thread, no GIL needed.
  *
  * Returns: (transfer full): @locals
+ *
+ * Since: 0.1
  */
 GabTaskLocals *
 gab_task_locals_ref (GabTaskLocals *locals)
@@ -104,6 +110,8 @@ gab_task_locals_ref (GabTaskLocals *locals)
  *
  * Drops a reference. Any thread, no GIL needed: Python references are
  * released by the next bridge code that holds the GIL.
+ *
+ * Since: 0.1
  */
 void
 gab_task_locals_unref (GabTaskLocals *locals)
@@ -124,6 +132,8 @@ gab_task_locals_unref (GabTaskLocals *locals)
  *
  * Returns: (transfer none) (nullable): the loop, or %NULL once it has been
  *   closed (asyncio's and uvloop's loops) or collected
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_task_locals_get_loop (GabTaskLocals *locals)
@@ -139,6 +149,8 @@ gab_task_locals_get_loop (GabTaskLocals *locals)
  * The `contextvars.Context`. Needs the GIL.
  *
  * Returns: (transfer none): the context
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_task_locals_get_context (GabTaskLocals *locals)
@@ -164,6 +176,8 @@ gab_task_locals_swap (GabTaskLocals *locals)
  * gab_task_locals_pop(), like g_main_context_push_thread_default(). Use it
  * in a GIO callback to await Python with the locals you captured when the
  * operation started. No GIL needed.
+ *
+ * Since: 0.1
  */
 void
 gab_task_locals_push (GabTaskLocals *locals)
@@ -180,6 +194,8 @@ gab_task_locals_push (GabTaskLocals *locals)
  * @locals: the task locals given to gab_task_locals_push()
  *
  * Undoes gab_task_locals_push().
+ *
+ * Since: 0.1
  */
 void
 gab_task_locals_pop (GabTaskLocals *locals)
@@ -201,6 +217,8 @@ gab_task_locals_pop (GabTaskLocals *locals)
  * Sets the task locals used where none is current and no loop runs on the
  * calling thread. gab_main(), gab_run() and gab_start_asyncio_thread() set
  * it to their loop. No GIL needed.
+ *
+ * Since: 0.1
  */
 void
 gab_task_locals_set_default (GabTaskLocals *locals)
@@ -229,6 +247,8 @@ gab_task_locals_set_default (GabTaskLocals *locals)
  *
  * Returns: (transfer full) (nullable): task locals, or %NULL if none is
  *   known
+ *
+ * Since: 0.1
  */
 GabTaskLocals *
 gab_task_locals_get_current (void)
@@ -285,6 +305,8 @@ gab_task_locals_resolve (GError **error)
  *
  * Returns: (transfer full) (nullable): the loop, or %NULL with RuntimeError
  *   set saying why no loop is known
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_get_current_loop (void)
@@ -350,6 +372,8 @@ invoke_item_run (GabLoopItem *item,
  * completions (one wakeup of the loop per batch). Any thread, no GIL needed:
  * this is how C code on the runtime thread hands work to Python (progress
  * reports, say) without taking the GIL itself.
+ *
+ * Since: 0.1
  */
 void
 gab_task_locals_invoke (GabTaskLocals  *locals,

@@ -85,6 +85,8 @@ register_test (const gchar      *name,
  * Registers a blocking test. GAB_TEST() and GAB_TEST_FULL() call it from a
  * constructor, before main(); call it yourself, before gab_test_main(), to
  * add tests made at run time.
+ *
+ * Since: 0.1
  */
 void
 gab_test_register (const gchar *name,
@@ -105,6 +107,8 @@ gab_test_register (const gchar *name,
  *
  * Registers an asynchronous test. GAB_ASYNC_TEST() and
  * GAB_ASYNC_TEST_FULL() call it from a constructor, before main().
+ *
+ * Since: 0.1
  */
 void
 gab_test_register_async (const gchar      *name,
@@ -163,6 +167,8 @@ test_timeout (const TestCase *test)
  *     gab_call_async ("mod", "func", NULL, NULL, gab_test_async_ready, &result);
  *     g_autoptr(GAsyncResult) done = gab_test_wait_result (&result);
  *     g_autoptr(GVariant) value = gab_call_finish (done, error);
+ *
+ * Since: 0.1
  */
 void
 gab_test_async_ready (GObject      *source_object,
@@ -188,6 +194,8 @@ gab_test_async_ready (GObject      *source_object,
  * thread. A test that never gets its result fails at its timeout.
  *
  * Returns: (transfer full): the result; `*@result` is %NULL again
+ *
+ * Since: 0.1
  */
 GAsyncResult *
 gab_test_wait_result (GAsyncResult **result)
@@ -221,6 +229,8 @@ gab_test_wait_result (GAsyncResult **result)
  *
  * Returns: (transfer full) (nullable): the result, %NULL for None or with
  *   @error set on failure
+ *
+ * Since: 0.1
  */
 GVariant *
 gab_test_call (const gchar  *module,
@@ -807,6 +817,8 @@ env_flag (const gchar *name)
  * assertion then ends the run, and a timeout bails out naming the test.
  *
  * Returns: the exit status: 0 if every test passed or was skipped
+ *
+ * Since: 0.1
  */
 int
 gab_test_main (int    argc,

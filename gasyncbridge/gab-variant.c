@@ -343,6 +343,8 @@ variant_to_python (GVariant *value)
  * Returns: (transfer full) (nullable): a new reference to the Python object,
  *   or %NULL with a Python exception set (MemoryError, or RecursionError for
  *   a value too deeply nested)
+ *
+ * Since: 0.1
  */
 PyObject *
 gab_variant_to_python (GVariant *value)
@@ -1524,6 +1526,8 @@ convert (Converter           *self,
  *
  * Returns: (transfer full) (nullable): a new, non-floating #GVariant, or
  *   %NULL with @error set
+ *
+ * Since: 0.1
  */
 GVariant *
 gab_variant_from_python (PyObject            *object,

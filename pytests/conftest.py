@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Shared fixtures: every async test runs on the stock asyncio loop and on uvloop."""
 import asyncio
 import os

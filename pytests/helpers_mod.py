@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Python functions that the tests' C code calls with gab_call_async."""
 import asyncio
 import contextvars

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Bad input everywhere: every Python entry point of gasyncbridge given
 wrong types, None, negative and huge values, objects whose dunders raise,
 from threads with no loop, from the runtime thread, on closed and odd

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gasyncbridge.call_gio on real PyGObject async methods.
 
 Methods of Gio.File, Gio.InputStream, Gio.OutputStream, Gio.FileEnumerator,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The core bridge, end to end: Python awaits C, C awaits Python, cancel both
 ways, task locals, loops and threads, process exit."""
 import asyncio

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """GError <-> Python exception mapping, both ways."""
 import asyncio
 import errno

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Faults at the seams: interpreter exit and shutdown with work in flight,
 completions after a loop closed, cancellation racing completion, dropped
 futures, exceptions where nobody expects them, stopped loops, fork, and

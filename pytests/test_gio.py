@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gasyncbridge.gio against real files, real subprocesses and real name resolution.
 
 Every test runs on the stock asyncio loop and on uvloop (the `run` fixture of
@@ -969,6 +970,9 @@ SOURCE_DIR = os.environ.get("GAB_SOURCE_DIR",
                             os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STUBS_DIR = os.path.join(SOURCE_DIR, "gasyncbridge", "module", "gasyncbridge-stubs")
 STUB_FILES = {"gasyncbridge": "__init__.pyi", "gasyncbridge.gio": "gio.pyi"}
+# Protocols that exist for type checkers only (imported under
+# TYPE_CHECKING): in the stubs, not in the module.
+STUB_ONLY = {"gasyncbridge": {"GErrorInfo"}, "gasyncbridge.gio": set()}
 
 
 def stub_definitions(module_name):
@@ -1061,8 +1065,15 @@ def test_stubs_match_module(module_name):
     errors = []
     for name in sorted(runtime - set(defs)):
         errors.append(f"{module_name}.{name} is missing from the stubs")
-    for name in sorted(set(defs) - runtime):
+    for name in sorted(set(defs) - runtime - STUB_ONLY[module_name]):
         errors.append(f"{module_name}.{name} is in the stubs but not in the module")
+    for name in sorted(STUB_ONLY[module_name]):
+        node = defs[name][0]
+        if not (isinstance(node, ast.ClassDef)
+                and any(getattr(b, "id", None) == "Protocol" for b in node.bases)):
+            errors.append(f"{module_name}.{name} is stub-only but not a Protocol")
+        if name in runtime:
+            errors.append(f"{module_name}.{name} is stub-only but exists at run time")
     for name in sorted(runtime & set(defs)):
         obj = getattr(module, name)
         where = f"{module_name}.{name}"
@@ -1099,10 +1110,40 @@ def test_stubs_with_mypy_stubtest(tmp_path):
     shutil.copytree(STUBS_DIR, stubs)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
+    allowlist = tmp_path / "allowlist.txt"
+    allowlist.write_text("".join(f"{module}.{name}\n" for module, names in STUB_ONLY.items()
+                                 for name in sorted(names)))
     env = dict(os.environ, MYPYPATH=str(tmp_path / "stubs"))
-    proc = subprocess.run([sys.executable, "-m", "mypy.stubtest", "gasyncbridge"], cwd=cwd,
+    proc = subprocess.run([sys.executable, "-m", "mypy.stubtest", "--allowlist", str(allowlist),
+                           "gasyncbridge"], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_stubs_mypy_strict(tmp_path):
+    """`mypy --strict` accepts the typed example of doc/guide/07-errors.md,
+    .domain and .code of mapped errors included (when mypy is installed;
+    GAB_REQUIRE_MYPY=1, as in CI, makes a missing mypy a failure)."""
+    if os.environ.get("GAB_REQUIRE_MYPY") == "1":
+        import mypy.api  # noqa: F401
+    else:
+        pytest.importorskip("mypy.api")
+    stubs = tmp_path / "stubs" / "gasyncbridge"
+    shutil.copytree(STUBS_DIR, stubs)
+    example = os.path.join(SOURCE_DIR, "examples", "guide", "typed_errors.py")
+    env = dict(os.environ, MYPYPATH=str(tmp_path / "stubs"))
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                           "--cache-dir", str(tmp_path / "cache"), example],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # And it fails without the cast: the stubs do not pretend that every
+    # OSError has .domain.
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(e: FileNotFoundError) -> int:\n    return e.code\n")
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                           "--cache-dir", str(tmp_path / "cache"), str(bad)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "has no attribute \"code\"" in proc.stdout, proc.stdout
 
 
 def test_stubs_are_installed():

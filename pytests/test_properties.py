@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Property tests (hypothesis) of the round trips the fuzz targets check
 from C (fuzz/): GVariant <-> Python values and GError <-> Python exceptions,
 from the Python side, through the test module:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Streams from Python: StreamReader/StreamWriter over GIO streams, with
 asyncio.StreamReader/StreamWriter semantics, on asyncio and uvloop.
 

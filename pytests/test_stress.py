@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Stress and deadlock proofing: memory stays flat over a million
 operations; the GIL kept busy (by Python threads, by the loop itself, by C
 code) while the runtime thread needs it; C awaiting Python while Python

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Python side of tests/test-streams.c: generators and scenarios that C consumes.
 
 `_streams_c` is a module the test program makes: its functions start a C

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Python side of tests/test-bridge.c."""
 import asyncio
 

@@ -1,5 +1,8 @@
 /* test-bridge.c: the bridge from C — preconditions, errors delivered as
- * GErrors, and C threads awaiting Python on a loop run by the main thread. */
+ * GErrors, and C threads awaiting Python on a loop run by the main thread.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <gasyncbridge/gasyncbridge.h>

@@ -1,4 +1,7 @@
-/* test-runtime.c: the runtime layer alone — pure GLib, no Python. */
+/* test-runtime.c: the runtime layer alone — pure GLib, no Python.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
 #include <gio/gio.h>
 #include <gasyncbridge/gab-version.h>
 #include <gasyncbridge/gab-runtime.h>

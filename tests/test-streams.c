@@ -7,6 +7,8 @@
  * a module made here, whose functions start C consumers or producers —
  * mostly on worker threads with their own GMainContext, as a GLib program's
  * threads would be — and return an asyncio future of what the C side saw.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1309,7 +1311,7 @@ static PyObject *
 c_classes (PyObject *self,
            PyObject *unused)
 {
-  PyObject *glib_error = gab_glib_error_get_type ();
+  PyObject *glib_error = gab_error_get_glib_error_class ();
   PyObject *reader = glib_error != NULL ? gab_stream_reader_get_class () : NULL;
   PyObject *writer = reader != NULL ? gab_stream_writer_get_class () : NULL;
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Runs a test under valgrind memcheck and judges the report.
 
 Used as the exe_wrapper of `meson test --setup=valgrind`. The test fails if

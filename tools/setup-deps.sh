@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs, on Debian 12, the packages the build, the tests and the demo need.
 # Only what is missing is installed; `apt-get update` runs at most once, so a
 # second run on a ready machine costs a dpkg query and nothing else.
@@ -7,7 +8,8 @@ set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libglib2.0-bin
       python3 python3-dev python3-gi python3-pytest python3-uvloop valgrind
       python3-pip python3-mesonpy patchelf python3-gbulb gtk-doc-tools
-      python3-hypothesis python3-pyflakes dbus python3-dbg clang libclang-rt-14-dev llvm)
+      python3-hypothesis python3-pyflakes dbus python3-dbg clang libclang-rt-14-dev llvm
+      mypy python3-venv)
 pkgs+=("$@")
 
 missing=()

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Turn a hang into a failure, with the stack of every thread printed.
 
 Used by the fault and stress tests (pytests/test_faults.py, test_stress.py,

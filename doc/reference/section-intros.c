@@ -144,10 +144,19 @@
 /**
  * SECTION:gab-version
  * @title: Version and visibility
- * @short_description: version numbers and GAB_EXTERN
+ * @short_description: version numbers, version checks and GAB_EXTERN
  * @include: gasyncbridge/gasyncbridge.h
  *
- * The version of the headers, and the macro that exports a symbol.
+ * The version is defined once, in the project() of the top-level
+ * meson.build, and generated into this header (gab-version.h), the
+ * pkg-config files, the Python package metadata and
+ * `gasyncbridge.__version__`.
+ *
+ * %GAB_CHECK_VERSION checks the headers a program is compiled with,
+ * gab_check_version() the library it runs with, which can be newer: every
+ * 0.x release keeps the soname libgasyncbridge-1-python3.X.so.0.
+ *
+ * %GAB_EXTERN is the macro that exports a symbol.
  */
 
 /**

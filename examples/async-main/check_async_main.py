@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Runs the async-main example and checks what it does.
 
     check_async_main.py output  EXE GREETER   the normal run and its output

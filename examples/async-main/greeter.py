@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The Python half of the async-main example.
 
 It ships next to the program: gab_main() makes the program's own

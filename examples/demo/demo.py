@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gasyncbridge demo: asyncio and GLib/GIO awaiting each other, both ways.
 
 Python -> GLib: a stock asyncio loop awaits real GIO work (reading files,

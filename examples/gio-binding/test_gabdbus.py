@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The example binding gabdbus against a real D-Bus peer, offline.
 
 The peer is a GDBusServer on a unix socket in a temporary directory (no bus

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Runs the glib-main-thread example and checks its output and status."""
 import subprocess
 import sys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The Python half of the glib-main-thread example: coroutines that run on
 the asyncio loop of the "gab-asyncio" thread, while the program's main
 thread runs a GMainLoop. It ships next to the program, whose directory

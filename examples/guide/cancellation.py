@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """doc/guide/06-cancellation.md: cancelling GIO work from Python."""
 import asyncio
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Runs one of the guide's C programs and checks what it prints and returns.
 
     check_guide.py NAME EXE     NAME is one of the programs below

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """doc/guide/07-errors.md: GErrors as exceptions, exceptions as GErrors."""
 import asyncio
 import errno

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """doc/guide/10-threads.md: fork() and the runtime."""
 # [guide:fork]
 import asyncio

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """doc/guide/02-gio-from-python.md: Python awaits GIO, three ways."""
 import asyncio
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The Python side of the guide's C programs that run loops of their own
 (event-loops.c, glib-main.c, async-main.c, test-guide.c). It ships next to
 them; gab_main(), gab_start_asyncio_thread() and the test harness make a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """doc/guide/03-event-loops.md: gasyncbridge on any loop, on any thread."""
 import asyncio
 

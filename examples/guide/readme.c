@@ -1,5 +1,8 @@
 /* readme.c: the README's "C awaits Python" example; calc.py is its Python
- * side. Run by `meson test --suite examples` (it prints 20 + 22 = 42). */
+ * side. Run by `meson test --suite examples` (it prints 20 + 22 = 42).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
 /* [guide:readme-c] */
 #include <gasyncbridge/gasyncbridge.h>
 

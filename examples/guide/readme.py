@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The README's "Python awaits GIO" example, run by `meson test --suite examples`.
 # [guide:readme-python]
 import asyncio

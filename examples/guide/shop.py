@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The Python side of python-from-c.c and c-streams.c (doc/guide/01 and 09).
 
 It ships next to the programs: gab_main() makes a program's own directory

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """doc/guide/09-streams.md: asyncio streams over GIO, and C producers."""
 import asyncio
 import os

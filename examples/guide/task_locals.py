@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """doc/guide/08-task-locals.md: contextvars follow the Python caller into C."""
 import asyncio
 

@@ -336,11 +336,11 @@ PyInit_gasyncbridge (void)
   module = PyModule_Create (&module_def);
   if (module == NULL)
     return NULL;
-  glib_error = gab_glib_error_get_type ();
+  glib_error = gab_error_get_glib_error_class ();
   if (glib_error == NULL
       || PyModule_AddObject (module, "GLibError", Py_NewRef (glib_error)) < 0)
     goto fail;
-  if (PyModule_AddStringConstant (module, "__version__", "0.1.0") < 0)
+  if (PyModule_AddStringConstant (module, "__version__", GAB_VERSION_STRING) < 0)
     goto fail;
 
   /* `import gasyncbridge.gio` finds the submodule in sys.modules. */

@@ -1,4 +1,7 @@
-/* gasyncbridge-module.h: what the files of the Python module share. */
+/* gasyncbridge-module.h: what the files of the Python module share.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
 #pragma once
 
 #define PY_SSIZE_T_CLEAN

@@ -20,6 +20,8 @@ G_BEGIN_DECLS
  * Error domain for Python exceptions carried in a #GError. It is a GLib
  * extended error: the #GError keeps a reference to the exception object, so
  * turning it back into Python raises the very same object, traceback and all.
+ *
+ * Since: 0.1
  */
 #define GAB_PYTHON_ERROR (gab_python_error_quark ())
 
@@ -29,6 +31,8 @@ G_BEGIN_DECLS
  *   "ExceptionType: str(exception)".
  *
  * Codes of the %GAB_PYTHON_ERROR domain.
+ *
+ * Since: 0.1
  */
 typedef enum
 {
@@ -40,6 +44,8 @@ typedef enum
  *
  * Error domain for failures of the bridge itself (no loop to run on, a value
  * that cannot be converted, a runtime that has been shut down).
+ *
+ * Since: 0.1
  */
 #define GAB_ERROR (gab_error_quark ())
 
@@ -52,6 +58,8 @@ typedef enum
  * @GAB_ERROR_PYTHON_NOT_INITIALIZED: the Python interpreter is not running.
  *
  * Codes of the %GAB_ERROR domain.
+ *
+ * Since: 0.1
  */
 typedef enum
 {
@@ -74,6 +82,6 @@ PyObject *gab_error_new_python_exception  (const GError  *error);
 GAB_EXTERN
 PyObject *gab_python_error_get_exception  (const GError  *error);
 GAB_EXTERN
-PyObject *gab_glib_error_get_type         (void);
+PyObject *gab_error_get_glib_error_class  (void);
 
 G_END_DECLS

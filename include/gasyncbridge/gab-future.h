@@ -25,6 +25,8 @@ G_BEGIN_DECLS
  * Starts an asynchronous operation. Runs on the runtime thread, without the
  * GIL, with the task locals of the Python caller current (see
  * gab_task_locals_get_current()).
+ *
+ * Since: 0.1
  */
 typedef void      (*GabStartFunc)  (GCancellable        *cancellable,
                                     GAsyncReadyCallback  callback,
@@ -43,6 +45,8 @@ typedef void      (*GabStartFunc)  (GCancellable        *cancellable,
  * returning %NULL with a Python exception set raises that exception.
  *
  * Returns: (transfer full) (nullable): the future's result
+ *
+ * Since: 0.1
  */
 typedef PyObject *(*GabFinishFunc) (GObject             *source_object,
                                     GAsyncResult        *result,

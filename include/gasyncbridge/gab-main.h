@@ -23,6 +23,8 @@ G_BEGIN_DECLS
  * @argv: the arguments given to gab_main()
  *
  * The asynchronous main function of a program. Runs on the runtime thread.
+ *
+ * Since: 0.1
  */
 typedef void (*GabMainFunc) (GTask *task,
                              int    argc,
@@ -38,6 +40,8 @@ int gab_main (int          argc,
  * @async_main: a #GabMainFunc
  *
  * Defines `main()` as a call of gab_main() with @async_main.
+ *
+ * Since: 0.1
  */
 #define GAB_MAIN(async_main) \
   int main (int argc, char **argv) { return gab_main (argc, argv, (async_main)); }

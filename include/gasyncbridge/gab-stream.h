@@ -20,6 +20,8 @@ G_BEGIN_DECLS
  *
  * The default buffer limit of a stream reader, in bytes, as asyncio's
  * (64 KiB): the longest line readline() and readuntil() accept.
+ *
+ * Since: 0.1
  */
 #define GAB_STREAM_DEFAULT_LIMIT 65536
 

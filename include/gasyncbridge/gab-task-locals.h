@@ -20,6 +20,8 @@ G_BEGIN_DECLS
  * An asyncio event loop together with a `contextvars.Context`: where the
  * coroutines that C code awaits run. Reference counted; ref and unref need no
  * GIL and work from any thread.
+ *
+ * Since: 0.1
  */
 typedef struct _GabTaskLocals GabTaskLocals;
 
@@ -28,6 +30,8 @@ typedef struct _GabTaskLocals GabTaskLocals;
  * @data: the data given to gab_task_locals_invoke()
  *
  * A function run on an asyncio loop's thread, from the loop, with the GIL.
+ *
+ * Since: 0.1
  */
 typedef void (*GabLoopFunc) (gpointer data);
 

@@ -34,6 +34,8 @@ G_BEGIN_DECLS
  * The timeout of a test, in seconds, when neither the test (GAB_TEST_FULL(),
  * GAB_ASYNC_TEST_FULL()) nor the environment variable `GAB_TEST_TIMEOUT`
  * sets one.
+ *
+ * Since: 0.1
  */
 #define GAB_TEST_DEFAULT_TIMEOUT 30
 
@@ -47,6 +49,8 @@ G_BEGIN_DECLS
  * for a condition, or wait for Python work with gab_test_call() or
  * gab_test_wait_result(). A new #GMainContext is its thread-default context
  * while it runs. It holds no GIL.
+ *
+ * Since: 0.1
  */
 typedef void (*GabTestFunc) (GError **error);
 
@@ -61,6 +65,8 @@ typedef void (*GabTestFunc) (GError **error);
  * runtime thread, whose #GMainContext is the thread-default one, so GIO
  * callbacks (and gab_call_async() callbacks) come back there. It must not
  * block. @task has a #GCancellable.
+ *
+ * Since: 0.1
  */
 typedef void (*GabAsyncTestFunc) (GTask *task);
 
@@ -96,6 +102,8 @@ GVariant     *gab_test_call            (const gchar       *module,
  *
  * Like GAB_TEST(), with a timeout of its own. The body follows the macro
  * as a function body, with `GError **error` in scope (see #GabTestFunc).
+ *
+ * Since: 0.1
  */
 #define GAB_TEST_FULL(name, timeout_seconds) \
   static void gab_test_body_##name (G_GNUC_UNUSED GError **error); \
@@ -116,6 +124,8 @@ GVariant     *gab_test_call            (const gchar       *module,
  * may block, and may wait for Python (gab_test_call()). Setting `*error`
  * or failing an assertion fails the test. Tests register themselves when
  * the program starts: there is no list to maintain.
+ *
+ * Since: 0.1
  */
 #define GAB_TEST(name) GAB_TEST_FULL (name, 0)
 
@@ -126,6 +136,8 @@ GVariant     *gab_test_call            (const gchar       *module,
  *   0 for the default (see GAB_TEST_DEFAULT_TIMEOUT)
  *
  * Like GAB_ASYNC_TEST(), with a timeout of its own.
+ *
+ * Since: 0.1
  */
 #define GAB_ASYNC_TEST_FULL(name, timeout_seconds) \
   static void gab_test_async_body_##name (G_GNUC_UNUSED GTask *task); \
@@ -145,6 +157,8 @@ GVariant     *gab_test_call            (const gchar       *module,
  * it runs on the runtime thread and must complete `task`, at once or from
  * a callback. The test ends when `task` completes; an error fails it with
  * its message.
+ *
+ * Since: 0.1
  */
 #define GAB_ASYNC_TEST(name) GAB_ASYNC_TEST_FULL (name, 0)
 
@@ -153,6 +167,8 @@ GVariant     *gab_test_call            (const gchar       *module,
  *
  * Defines `main()` as a call of gab_test_main(). Use it once per test
  * program; the tests may live in any of the program's files.
+ *
+ * Since: 0.1
  */
 #define GAB_TEST_MAIN() \
   int main (int argc, char **argv) { return gab_test_main (argc, argv); }

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Checks what the gasyncbridge test harness reports, from the outside.
 
     check_harness.py failures FAILING_EXE PASSING_EXE

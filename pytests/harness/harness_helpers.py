@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Python side of the harness end-to-end tests (pytests/harness).
 
 Copied next to the test programs, whose own directory the harness makes

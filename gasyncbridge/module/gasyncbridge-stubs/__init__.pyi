@@ -6,7 +6,7 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 import asyncio
-from typing import Any, AsyncIterator, Callable, Optional, Tuple, TypeVar, overload
+from typing import Any, AsyncIterator, Callable, Optional, Protocol, Tuple, TypeVar, overload
 
 from . import gio as gio
 from .gio import Operation
@@ -14,6 +14,25 @@ from .gio import Operation
 _T = TypeVar("_T")
 
 __version__: str
+
+class GErrorInfo(Protocol):
+    """The GError that an exception raised by the bridge carries.
+
+    Every exception the bridge makes from a GError has .domain (the quark's
+    string, such as "g-io-error-quark") and .code: GLibError, and the
+    mapped OSErrors (FileNotFoundError for G_IO_ERROR_NOT_FOUND, ...), whose
+    classes are Python's own and so cannot declare them. Tell a type
+    checker that an exception came from the bridge with
+    typing.cast("GErrorInfo", e).
+
+    For type checkers only: it exists in these stubs and not at run time,
+    so import it under `if typing.TYPE_CHECKING:` (doc/guide/07-errors.md).
+    """
+
+    @property
+    def domain(self) -> Optional[str]: ...
+    @property
+    def code(self) -> int: ...
 
 class GLibError(Exception):
     """A GError that has no closer Python exception: .domain, .code, .message.
