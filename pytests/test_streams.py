@@ -501,5 +501,9 @@ def test_subprocess_close_fds(run):
     finally:
         os.close(r)
         os.close(w)
-    assert w in inherit and r not in inherit
+    # valgrind runs a vfork as a fork, so under it children are forked
+    # (and close what they do not need) whatever close_fds says
+    if not os.environ.get("GAB_UNDER_VALGRIND"):
+        assert w in inherit
+    assert r not in inherit
     assert w not in closed and r not in closed

@@ -4,6 +4,10 @@
  */
 #include "gasyncbridge-module.h"
 
+#ifdef HAVE_VALGRIND_H
+# include <valgrind/valgrind.h>
+#endif
+
 #include <errno.h>
 #include <string.h>
 #include <glib-unix.h>
@@ -125,9 +129,15 @@ gab_module_spawn (GSubprocessLauncher  *launcher,
    * only what lacks close-on-exec, which nothing of Python (PEP 446), GLib
    * or the bridge opens; close_fds=True closes those too, with a fork. */
   /* GLib 2.74's posix_spawn() path breaks the child's stdout when stderr
-   * is merged into it (the child's writes fail with EIO): fork then. */
+   * is merged into it (the child's writes fail with EIO): fork then. Under
+   * valgrind too, which runs a vfork as a fork: posix_spawn() then cannot
+   * hear that exec failed, and reports a child that exits 127. */
   if (flags & G_SUBPROCESS_FLAGS_STDERR_MERGE)
     close_fds = TRUE;
+#ifdef HAVE_VALGRIND_H
+  if (RUNNING_ON_VALGRIND)
+    close_fds = TRUE;
+#endif
   g_subprocess_launcher_set_flags (launcher, flags | (close_fds ? 0 : G_SUBPROCESS_FLAGS_INHERIT_FDS));
   process = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) argv, &local_error);
   if (process == NULL && !close_fds
