@@ -739,13 +739,13 @@ method_call_get (PyObject *object,
 
 static PyMethodDef method_call_methods[] = {
   { "return_value", method_call_return_value, METH_O,
-    "return_value(value)\n--\n\nReply with value, converted by the out-signature: None for\n"
+    "return_value($self, value, /)\n--\n\nReply with value, converted by the out-signature: None for\n"
     "no out argument, the value for one, a tuple for several." },
   { "return_dbus_error", (PyCFunction) (void (*) (void)) method_call_return_dbus_error,
-    METH_FASTCALL, "return_dbus_error(name, message)\n--\n\nReply with a D-Bus error." },
+    METH_FASTCALL, "return_dbus_error($self, name, message, /)\n--\n\nReply with a D-Bus error." },
   { "return_gerror", (PyCFunction) (void (*) (void)) method_call_return_gerror,
     METH_FASTCALL,
-    "return_gerror(domain, code, message)\n--\n\nReply with a GError (a G_DBUS_ERROR code\n"
+    "return_gerror($self, domain, code, message, /)\n--\n\nReply with a GError (a G_DBUS_ERROR code\n"
     "becomes its org.freedesktop.DBus.Error name)." },
   { NULL }
 };
@@ -756,7 +756,7 @@ static PyGetSetDef method_call_getset[] = {
   { "path", method_call_get, NULL, "The object path called.", "path" },
   { "sender", method_call_get, NULL, "The caller's bus name.", "sender" },
   { "args", method_call_get, NULL, "The in-arguments, a tuple of Python values.", "args" },
-  { "property", method_call_get, NULL,
+  { "property_name", method_call_get, NULL,
     "For Properties.Get and Set, the property's name.", "property" },
   { "readable_properties", method_call_get, NULL,
     "For Properties.GetAll, the readable properties' names.", "readable_properties" },

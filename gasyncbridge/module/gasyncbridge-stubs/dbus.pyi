@@ -2,7 +2,11 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 import asyncio
-from typing import Any, AsyncIterator, Dict, Generator, Iterable, List, NamedTuple, Optional, Tuple
+import sys
+from typing import (Any, AsyncIterator, Dict, Final, Generator, Iterable, List, Optional, Tuple,
+                    final)
+
+from _typeshed import structseq
 
 PROPERTIES: str
 
@@ -13,8 +17,12 @@ class DBusError(Exception):
     message: str
     def __init__(self, name: str, message: str = ...) -> None: ...
 
-class DBusSignal(Tuple[Optional[str], str, str, str, Tuple[Any, ...]]):
+@final
+class DBusSignal(structseq[Any], Tuple[Optional[str], str, str, str, Tuple[Any, ...]]):
     """DBusSignal(sender, path, interface, member, params): one D-Bus signal."""
+
+    if sys.version_info >= (3, 10):
+        __match_args__: Final = ("sender", "path", "interface", "member", "params")
 
     @property
     def sender(self) -> Optional[str]: ...
@@ -27,6 +35,7 @@ class DBusSignal(Tuple[Optional[str], str, str, str, Tuple[Any, ...]]):
     @property
     def params(self) -> Tuple[Any, ...]: ...
 
+@final
 class MethodCall:
     """One D-Bus method call to an exported object, replied to once."""
 
@@ -41,7 +50,7 @@ class MethodCall:
     @property
     def args(self) -> Tuple[Any, ...]: ...
     @property
-    def property(self) -> Optional[str]: ...
+    def property_name(self) -> Optional[str]: ...
     @property
     def readable_properties(self) -> Optional[List[str]]: ...
     @property

@@ -27,8 +27,8 @@ import inspect
 from . import _gasyncbridge
 from ._gasyncbridge import GLibError, _DBusSignal as DBusSignal, _MethodCall as MethodCall
 
-__all__ = ["DBusError", "DBusSignal", "MethodCall", "Registration", "export", "own_name",
-           "subscribe"]
+__all__ = ["DBusError", "DBusSignal", "MethodCall", "PROPERTIES", "Registration", "export",
+           "own_name", "subscribe"]
 
 PROPERTIES = "org.freedesktop.DBus.Properties"
 _DBUS_ERROR_DOMAIN = "g-dbus-error-quark"
@@ -76,7 +76,12 @@ class subscribe:
             raise RuntimeError("gasyncbridge.dbus.subscribe: closed")
         if self._starting is None:
             self._starting = _gasyncbridge._dbus_subscribe(*self._args)
-        subscription = await asyncio.shield(self._starting)
+        try:
+            subscription = await self._starting
+        except BaseException:
+            # Cancelled: the subscription, if made, goes when its future does.
+            self._starting = None
+            raise
         if self._subscription is None:
             self._subscription = subscription
             self._receiver = subscription.receiver
@@ -179,7 +184,12 @@ class Registration:
                 connection, path, xml = self._args
                 self._starting = _gasyncbridge._dbus_register(connection, path, xml,
                                                               self._dispatch, self._maxsize)
-            registration = await asyncio.shield(self._starting)
+            try:
+                registration = await self._starting
+            except BaseException:
+                # Cancelled: the object, if exported, goes when its future does.
+                self._starting = None
+                raise
             if self._registration is None:
                 self._registration = registration
         return self
@@ -247,9 +257,9 @@ class Registration:
     async def _serve_property(self, call):
         handler = self.handler
         if call.method == "Get":
-            call.return_value(await _maybe_await(getattr(handler, call.property)))
+            call.return_value(await _maybe_await(getattr(handler, call.property_name)))
         elif call.method == "Set":
-            setattr(handler, call.property, call.args[2])
+            setattr(handler, call.property_name, call.args[2])
             call.return_value(None)
         elif call.method == "GetAll":
             values = {}
@@ -328,9 +338,15 @@ class own_name:
                     pass
             return on_name
 
-        self._id = await _gasyncbridge.run_in_runtime(
+        start = asyncio.ensure_future(_gasyncbridge.run_in_runtime(
             Gio.bus_own_name_on_connection, self.connection, self.name, flags,
-            callback(True), callback(False))
+            callback(True), callback(False)))
+        try:
+            self._id = await asyncio.shield(start)
+        except asyncio.CancelledError:
+            # The request may be made all the same: release it once it is.
+            start.add_done_callback(_unown_when_done)
+            raise
         try:
             await acquired
         except BaseException:
@@ -347,6 +363,12 @@ class own_name:
 
     async def __aexit__(self, *exc_info):
         await self._release()
+
+
+def _unown_when_done(start):
+    if not start.cancelled() and start.exception() is None:
+        from gi.repository import Gio
+        Gio.bus_unown_name(start.result())   # thread-safe in GDBus
 
 
 async def _round_trip(connection):
