@@ -21,6 +21,9 @@ Two workloads, each beside the hand-written way and gbulb:
              gbulb         register_object on gbulb's loop (which runs GLib's
                            default context): method_call runs on the loop, a
                            task runs Add, its done callback replies
+             raw           the ceiling, no asyncio: register_object on a GLib
+                           thread whose method_call replies at once; what
+                           GDBus and PyGObject alone allow on this machine
 
 The figures are events (calls) per second: higher is better.
 """
@@ -209,6 +212,32 @@ class EventsBench:
                     self.glib.stop()
                 close_pair(self.server, self.client)
 
+        class RawDBus(b.Workload):
+            """The ceiling: no asyncio at all, GDBus and PyGObject alone."""
+
+            async def open(self, loop):
+                await super().open(loop)
+                self.server, self.client = dbus_pair(Gio)
+                info = Gio.DBusNodeInfo.new_for_xml(XML).interfaces[0]
+                self.glib = b.GLibThread()
+                registered = threading.Event()
+
+                def method_call(conn, sender, path, iface, method, params, invocation):
+                    a, b_ = params.unpack()
+                    invocation.return_value(GLib.Variant("(i)", (a + b_,)))
+
+                def register(_):
+                    self.id = self.server.register_object(PATH, info, method_call, None, None)
+                    registered.set()
+                    return False
+                self.glib.invoke(register, None)
+                registered.wait()
+
+            async def close(self):
+                self.server.unregister_object(self.id)
+                self.glib.stop()
+                close_pair(self.server, self.client)
+
         def body_for(workload):
             async def body(k):
                 return await run_client(workload.client, k)
@@ -219,7 +248,9 @@ class EventsBench:
                 ("hand", "PyGObject register_object, GLib thread + call_soon_threadsafe", True,
                  ("asyncio", "uvloop"), HandDBus),
                 ("gbulb", "gbulb loop: PyGObject register_object, task per call", True,
-                 ("gbulb",), HandDBus)]
+                 ("gbulb",), HandDBus),
+                ("raw", "ceiling: PyGObject register_object replying at once, no asyncio",
+                 True, ("asyncio",), RawDBus)]
         for key, label, baseline, loops, cls in rows:
             for kind in loops:
                 workload = cls()
@@ -275,6 +306,9 @@ def targets(suite, target):
     target(f"(info) signals vs gbulb's loop ({s.events_n})",
            suite.find("events-signals", "gab.signals", n=s.events_n),
            suite.find("events-signals", "hand", "gbulb", n=s.events_n), 1.0, True)
+    target(f"(info) D-Bus: share of the no-asyncio ceiling ({s.dbus_n})",
+           suite.find("events-dbus", "gab.dbus", n=s.dbus_n),
+           suite.find("events-dbus", "raw", n=s.dbus_n), 0.5, True)
     target(f"(info) D-Bus vs gbulb's loop ({s.dbus_n})",
            suite.find("events-dbus", "gab.dbus", n=s.dbus_n),
            suite.find("events-dbus", "gbulb", "gbulb", n=s.dbus_n), 1.0, True)

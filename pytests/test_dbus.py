@@ -347,7 +347,10 @@ def test_cancellation_at_every_await(run, bus):
                 await call(client, "Add", GLib.Variant("(ii)", (1, 1)))
                 return True
             except Exception as e:   # noqa: BLE001
-                assert "Unknown" in dbus_error_name(e), e
+                name = dbus_error_name(e)
+                if name == "org.freedesktop.DBus.Error.LimitsExceeded":
+                    return True          # closed, not yet unregistered
+                assert "Unknown" in name, e
                 return False
 
         async def owned():
@@ -479,12 +482,15 @@ def test_a_thousand_subscribe_cycles_leak_nothing(run, bus):
             await cycle()
         gc.collect()
         tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(1000):
-            await cycle()
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
+        grown = []
+        for _ in range(2):     # the first thousand may still fill caches
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(1000):
+                await cycle()
+            gc.collect()
+            grown.append(tracemalloc.get_traced_memory()[0] - before)
         tracemalloc.stop()
+        grown = grown[1]
         assert grown < 64 * 1024, f"{grown} bytes more after 1000 cycles"
 
     run(main)

@@ -341,12 +341,15 @@ def test_a_thousand_cycles_leak_nothing(run):
         gc.collect()
         refs = _refcount(obj)
         tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-        for i in range(1000):
-            await cycle(i)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
+        grown = []
+        for _ in range(2):     # the first thousand may still fill caches
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(1000):
+                await cycle(i)
+            gc.collect()
+            grown.append(tracemalloc.get_traced_memory()[0] - before)
         tracemalloc.stop()
+        grown = grown[1]
         assert _refcount(obj) == refs
         assert not pending(obj, "tick")
         assert grown < 64 * 1024, f"{grown} bytes more after 1000 cycles"

@@ -460,7 +460,9 @@ module_default_context_idle (PyObject *module,
   GMainContext *context = g_main_context_default ();
   gboolean idle = FALSE;
 
-  if (context != gab_get_context () && g_main_context_acquire (context))
+  /* This thread owning it means it runs it (gbulb's loop does). */
+  if (context != gab_get_context () && !g_main_context_is_owner (context)
+      && g_main_context_acquire (context))
     {
       idle = TRUE;
       g_main_context_release (context);
