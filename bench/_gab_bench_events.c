@@ -15,6 +15,9 @@
  *   dbus_wait(handle)
  *       Blocks (without the GIL) until those calls have their replies;
  *       returns (seconds, errors, first error message or None).
+ *   dbus_serve_c(conn.__gpointer__, path, xml)
+ *       The ceiling: a C thread serves Add(a, b) with no Python at all,
+ *       until the returned handle is dropped.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -240,7 +243,129 @@ b_dbus_wait (PyObject *self,
   return Py_BuildValue ("(diz)", client->seconds, client->errors, client->first_error);
 }
 
+/* ---- a D-Bus server in C: the ceiling ------------------------------------------- */
+
+typedef struct
+{
+  GDBusConnection *connection;
+  GDBusNodeInfo   *node;
+  gchar           *path;
+  GMainContext    *context;
+  GMainLoop       *loop;
+  GThread         *thread;
+  guint            id;
+  GMutex           lock;
+  GCond            cond;
+  gboolean         ready;
+} Server;
+
+static void
+server_method_call (GDBusConnection       *connection,
+                    const gchar           *sender,
+                    const gchar           *path,
+                    const gchar           *interface,
+                    const gchar           *method,
+                    GVariant              *params,
+                    GDBusMethodInvocation *invocation,
+                    gpointer               data)
+{
+  gint32 a, b;
+
+  g_variant_get (params, "(ii)", &a, &b);
+  g_dbus_method_invocation_return_value (invocation, g_variant_new ("(i)", a + b));
+}
+
+static const GDBusInterfaceVTable server_vtable = { .method_call = server_method_call };
+
+static gpointer
+server_thread (gpointer data)
+{
+  Server *server = data;
+
+  g_main_context_push_thread_default (server->context);
+  server->id = g_dbus_connection_register_object (server->connection, server->path,
+                                                  server->node->interfaces[0], &server_vtable,
+                                                  NULL, NULL, NULL);
+  g_mutex_lock (&server->lock);
+  server->ready = TRUE;
+  g_cond_signal (&server->cond);
+  g_mutex_unlock (&server->lock);
+  g_main_loop_run (server->loop);
+  if (server->id != 0)
+    g_dbus_connection_unregister_object (server->connection, server->id);
+  while (g_main_context_iteration (server->context, FALSE))
+    ;
+  g_main_context_pop_thread_default (server->context);
+  return NULL;
+}
+
+static void
+server_free (PyObject *capsule)
+{
+  Server *server = PyCapsule_GetPointer (capsule, "gab-bench-server");
+
+  if (server == NULL)
+    return;
+  g_main_loop_quit (server->loop);
+  g_thread_join (server->thread);
+  g_main_loop_unref (server->loop);
+  g_main_context_unref (server->context);
+  g_dbus_node_info_unref (server->node);
+  g_object_unref (server->connection);
+  g_free (server->path);
+  g_mutex_clear (&server->lock);
+  g_cond_clear (&server->cond);
+  g_free (server);
+}
+
+/* dbus_serve_c(gpointer, path, xml): a C thread serves Add(a, b) -> a + b
+ * on the first interface of xml until the handle is dropped. */
+static PyObject *
+b_dbus_serve_c (PyObject *self,
+                PyObject *args)
+{
+  PyObject *capsule;
+  const char *path, *xml;
+  GObject *object;
+  Server *server;
+  GError *error = NULL;
+  GDBusNodeInfo *node;
+
+  if (!PyArg_ParseTuple (args, "Oss", &capsule, &path, &xml))
+    return NULL;
+  object = PyCapsule_GetPointer (capsule, NULL);
+  if (object == NULL)
+    return NULL;
+  if (!G_IS_DBUS_CONNECTION (object))
+    return PyErr_Format (PyExc_TypeError, "dbus_serve_c: a GDBusConnection is needed");
+  node = g_dbus_node_info_new_for_xml (xml, &error);
+  if (node == NULL)
+    {
+      PyErr_SetString (PyExc_ValueError, error->message);
+      g_error_free (error);
+      return NULL;
+    }
+  server = g_new0 (Server, 1);
+  server->connection = g_object_ref (G_DBUS_CONNECTION (object));
+  server->node = node;
+  server->path = g_strdup (path);
+  server->context = g_main_context_new ();
+  server->loop = g_main_loop_new (server->context, FALSE);
+  g_mutex_init (&server->lock);
+  g_cond_init (&server->cond);
+  server->thread = g_thread_new ("gab-bench-server", server_thread, server);
+  Py_BEGIN_ALLOW_THREADS
+  g_mutex_lock (&server->lock);
+  while (!server->ready)
+    g_cond_wait (&server->cond, &server->lock);
+  g_mutex_unlock (&server->lock);
+  Py_END_ALLOW_THREADS
+  return PyCapsule_New (server, "gab-bench-server", server_free);
+}
+
 static PyMethodDef methods[] = {
+  { "dbus_serve_c", b_dbus_serve_c, METH_VARARGS,
+    "dbus_serve_c(gpointer, path, xml)\n--\n\nA C thread serves Add until the handle goes." },
   { "emitter_type", b_emitter_type, METH_NOARGS,
     "emitter_type()\n--\n\nThe type name of GabBenchEmitter (signal tick(int))." },
   { "emit", b_emit, METH_VARARGS,
