@@ -123,6 +123,9 @@ class Sizes:
     mem_repeats: int = 3
     handoff_n: int = 20_000
     handoff_repeats: int = 7
+    events_n: int = 100_000      # signal emissions into `async for` (group 9)
+    dbus_n: int = 10_000         # D-Bus calls served (group 9)
+    events_repeats: int = 5
 
     @classmethod
     def quick(cls):
@@ -130,7 +133,8 @@ class Sizes:
                    c2py_seq_n=200, c2py_conc_n=1000, c2py_repeats=3,
                    gio_seq_n=100, gio_conc_n=500, gio_repeats=3,
                    completion_n=2000, completion_repeats=3,
-                   mem_n=5000, mem_repeats=1, handoff_n=2000, handoff_repeats=3)
+                   mem_n=5000, mem_repeats=1, handoff_n=2000, handoff_repeats=3,
+                   events_n=2000, dbus_n=300, events_repeats=2)
 
     def conc_repeat(self, n):
         return self.conc_repeats.get(n, 3)
@@ -601,6 +605,7 @@ GROUPS = {
     "spin": "7. Experiment: spinning before sleeping (rt: GAB_RUNTIME_SPIN_USEC; "
             "loop: a loop-side spin, emulated)",
     "costs": "8. Costs of single pieces of per-operation Python work",
+    "events": "9. Events into asyncio (bench_events.py)",
 }
 
 
@@ -1022,7 +1027,8 @@ class Suite:
         steps = [("seq", self.bench_ready), ("c2py", self.bench_c2py),
                  ("gio", self.bench_gio), ("completion", self.bench_completion),
                  ("mem", self.bench_memory), ("handoff", self.bench_handoff),
-                 ("spin", self.bench_spin), ("costs", self.bench_costs)]
+                 ("spin", self.bench_spin), ("costs", self.bench_costs),
+                 ("events", self.bench_events)]
         for name, step in steps:
             if name == "seq" and not (self.selected("seq") or self.selected("conc")):
                 continue
@@ -1030,6 +1036,10 @@ class Suite:
                 continue
             step()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def bench_events(self):
+        import bench_events
+        bench_events.run(sys.modules[__name__], self)
 
     def find(self, group, key, loop="asyncio", n=0):
         """The measured Result of a line, or None."""
@@ -1088,6 +1098,9 @@ class Suite:
                            runs=[p - g for p, g in zip(pending.runs, gtask.runs)])
             target("(info) memory: bridge share without the GTask <= 1.3x bare Future",
                    share, future, 1.3, False)
+        if self.selected("events"):
+            import bench_events
+            bench_events.targets(self, target)
         return out
 
     def report(self):
@@ -1103,7 +1116,9 @@ class Suite:
                  ("completion", "ns/op", "per item, lower is better"),
                  ("handoff", "ns/op", "per round trip / item, lower is better"),
                  ("spin", "us/op", "lower is better"),
-                 ("costs", "ns/op", "per op, measured alone")]
+                 ("costs", "ns/op", "per op, measured alone"),
+                 ("events-signals", "ops/s", "emissions per second, higher is better"),
+                 ("events-dbus", "ops/s", "calls per second, higher is better")]
         titles = {"seq": GROUPS["seq"], "conc": GROUPS["conc"],
                   "mem-rss": GROUPS["mem"] + " (RSS)",
                   "mem-py": GROUPS["mem"] + " (Python heap)",
@@ -1112,7 +1127,11 @@ class Suite:
                   "gio-seq": GROUPS["gio"] + f": {gio_mode()}, sequential",
                   "gio-conc": GROUPS["gio"] + f": {gio_mode()}, concurrent",
                   "completion": GROUPS["completion"], "handoff": GROUPS["handoff"],
-                  "spin": GROUPS["spin"], "costs": GROUPS["costs"]}
+                  "spin": GROUPS["spin"], "costs": GROUPS["costs"],
+                  "events-signals": GROUPS["events"] + ": GObject signal emissions "
+                                    "from a GLib thread into async for",
+                  "events-dbus": GROUPS["events"] + ": D-Bus method calls served by an "
+                                 "async handler (peer-to-peer, 64 in flight)"}
         for group, unit, note in order:
             rows = [r for r in self.results if r.group == group]
             if not rows:
@@ -1121,11 +1140,12 @@ class Suite:
             lines.append(f"## {titles[group]}  [{unit}; {note}]")
             for n in sorted({r.n for r in rows}):
                 sub = [r for r in rows if r.n == n]
-                if n and group not in ("completion", "mem-rss", "mem-py", "spin", "costs"):
+                if n and group not in ("completion", "mem-rss", "mem-py", "spin", "costs",
+                                       "events-signals", "events-dbus"):
                     lines.append(f"   N = {n}")
                 lines.extend(self._table(sub, unit))
         lines.append("")
-        lines.append("## Targets (issue 6)")
+        lines.append("## Targets (issues 6 and 13)")
         for t in self.targets():
             if t["ratio"] is None:
                 lines.append(f"   {'n/a':>7}  {t['target']}: not measured")
@@ -1705,7 +1725,7 @@ def main(argv=None):
     parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="+", metavar="GROUP",
                         choices=["seq", "conc", "mem", "c2py", "gio", "completion",
-                                 "handoff", "spin", "costs"],
+                                 "handoff", "spin", "costs", "events"],
                         help="run only these groups")
     parser.add_argument("--no-uvloop", action="store_true", help="skip the uvloop lines")
     parser.add_argument("--wait-load", type=float, metavar="L",

@@ -969,10 +969,11 @@ import shutil  # noqa: E402
 SOURCE_DIR = os.environ.get("GAB_SOURCE_DIR",
                             os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STUBS_DIR = os.path.join(SOURCE_DIR, "gasyncbridge", "module", "gasyncbridge-stubs")
-STUB_FILES = {"gasyncbridge": "__init__.pyi", "gasyncbridge.gio": "gio.pyi"}
+STUB_FILES = {"gasyncbridge": "__init__.pyi", "gasyncbridge.gio": "gio.pyi",
+              "gasyncbridge.dbus": "dbus.pyi"}
 # Protocols that exist for type checkers only (imported under
 # TYPE_CHECKING): in the stubs, not in the module.
-STUB_ONLY = {"gasyncbridge": {"GErrorInfo"}, "gasyncbridge.gio": set()}
+STUB_ONLY = {"gasyncbridge": {"GErrorInfo"}, "gasyncbridge.gio": set(), "gasyncbridge.dbus": set()}
 
 
 def stub_definitions(module_name):
@@ -1017,10 +1018,16 @@ def runtime_params(obj):
 
 
 def public_names(obj):
-    """The public names of a module, or the methods a class defines itself."""
+    """The public names of a module (its __all__ if it has one), or the
+    methods a class defines itself."""
     if isinstance(obj, type):
-        keep = {"__init__", "__aiter__", "__anext__", "__aenter__", "__aexit__"}
-        return {n for n in vars(obj) if not n.startswith("_") or n in keep}
+        keep = {"__init__", "__aiter__", "__anext__", "__aenter__", "__aexit__", "__await__"}
+        # A named tuple of C (a struct sequence) has these besides its fields.
+        bookkeeping = {"n_fields", "n_sequence_fields", "n_unnamed_fields"}
+        return {n for n in vars(obj)
+                if (not n.startswith("_") or n in keep) and n not in bookkeeping}
+    if hasattr(obj, "__all__"):
+        return set(obj.__all__)
     return {n for n in dir(obj) if not n.startswith("_") or n == "__version__"}
 
 
@@ -1156,10 +1163,16 @@ def test_stubs_are_installed():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     installed = json.loads(proc.stdout).values()
-    so = [p for p in installed if os.path.basename(p).startswith("gasyncbridge.cpython")]
-    stubs = sorted(os.path.relpath(p, os.path.dirname(so[0])) for p in installed
+    so = [p for p in installed if os.path.basename(p).startswith("_gasyncbridge.cpython")]
+    package = os.path.dirname(so[0])
+    assert os.path.basename(package) == "gasyncbridge"
+    modules = sorted(os.path.relpath(p, package) for p in installed
+                     if os.path.dirname(p) == package and p.endswith(".py"))
+    assert modules == ["__init__.py", "_signals.py", "dbus.py"]
+    stubs = sorted(os.path.relpath(p, os.path.dirname(package)) for p in installed
                    if "gasyncbridge-stubs" in p)
-    assert stubs == ["gasyncbridge-stubs/__init__.pyi", "gasyncbridge-stubs/gio.pyi"]
+    assert stubs == ["gasyncbridge-stubs/__init__.pyi", "gasyncbridge-stubs/dbus.pyi",
+                     "gasyncbridge-stubs/gio.pyi"]
 
 
 # ---- dbus_call ---------------------------------------------------------------

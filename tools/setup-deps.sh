@@ -9,7 +9,7 @@ pkgs=(meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libglib2.0-bin
       python3 python3-dev python3-gi python3-pytest python3-uvloop valgrind
       python3-pip python3-mesonpy patchelf python3-gbulb gtk-doc-tools
       python3-hypothesis python3-pyflakes dbus python3-dbg clang libclang-rt-14-dev llvm
-      mypy python3-venv)
+      mypy python3-venv python-gi-dev)
 pkgs+=("$@")
 
 missing=()

@@ -203,3 +203,20 @@
  * which waits while the channel is full; one Python consumer iterates over
  * gab_channel_to_python() with `async for`.
  */
+
+/**
+ * SECTION:gab-event-channel
+ * @title: GabEventChannel
+ * @short_description: events from any thread to Python, batched, never blocking
+ * @include: gasyncbridge/gasyncbridge.h
+ *
+ * C code on any thread — a signal handler, a D-Bus callback, a monitor —
+ * pushes events with gab_event_channel_push(), which never waits: a full
+ * channel drops or closes by its #GabEventOverflow policy and counts the
+ * drops. One Python consumer takes them on its asyncio loop, with `async
+ * for` or a callback (gab_event_channel_to_python()); a burst of events
+ * costs one wakeup of the loop, each event is made a Python object by the
+ * channel's #GabEventConvertFunc only when it is taken, and the consumer
+ * yields to the loop every 256 events or 1 ms. `gasyncbridge.signals()`
+ * and `gasyncbridge.dbus` are built on it.
+ */

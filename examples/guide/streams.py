@@ -4,6 +4,9 @@ import asyncio
 import os
 import tempfile
 
+from gi.repository import Gio, GLib
+
+import gasyncbridge
 from gasyncbridge import gio
 
 import guidebinding
@@ -51,6 +54,17 @@ async def read_pipe():
 # [/guide:streams-fd-reader]
 
 
+# [guide:streams-any-gio]
+async def read_any_gio_stream():
+    stream = Gio.MemoryInputStream.new_from_bytes(GLib.Bytes(b"one\ntwo\n"))
+    reader = gasyncbridge.StreamReader(stream)      # any Gio.InputStream of PyGObject
+    writer = gasyncbridge.StreamWriter(Gio.MemoryOutputStream.new_resizable())
+    writer.write(await reader.readline())
+    await writer.drain()
+    return [line async for line in reader]
+# [/guide:streams-any-gio]
+
+
 async def main():
     with tempfile.TemporaryDirectory() as tmp:
         lines = await write_then_read(os.path.join(tmp, "out.txt"))
@@ -58,6 +72,7 @@ async def main():
     assert await sort_lines(reversed(lines)) == (b"line 0\nline 1\nline 2\n", 0)
     assert await ticks() == [(n, "tick") for n in range(5)]
     assert await read_pipe() == (b"hello\n", b"world\n")
+    assert await read_any_gio_stream() == [b"two\n"]
     print("streams: ok")
 
 

@@ -1,4 +1,6 @@
-/* gasyncbridge-module.c: the `gasyncbridge` Python extension module.
+/* gasyncbridge-module.c: `gasyncbridge._gasyncbridge`, the extension
+ * module of the `gasyncbridge` package (gasyncbridge/__init__.py re-exports
+ * it, beside the parts written in Python).
  *
  * A face of the library: everything here uses the public C API only, the
  * way a binding author would.
@@ -232,6 +234,7 @@ run_call_finish (GObject       *source,
       PyErr_SetObject ((PyObject *) Py_TYPE (self->exception), self->exception);
       return NULL;
     }
+  gab_module_mark_made_in_runtime (self->result);
   return Py_NewRef (self->result);
 }
 
@@ -310,6 +313,12 @@ static PyMethodDef module_methods[] = {
     METH_FASTCALL, run_in_runtime_doc },
   { "call_gio", (PyCFunction) (void (*) (void)) gab_module_call_gio,
     METH_FASTCALL, gab_module_call_gio_doc },
+  { "_connect_signals", (PyCFunction) (void (*) (void)) gab_module_connect_signals,
+    METH_FASTCALL, NULL },
+  { "_dbus_subscribe", (PyCFunction) (void (*) (void)) gab_module_dbus_subscribe,
+    METH_FASTCALL, NULL },
+  { "_dbus_register", (PyCFunction) (void (*) (void)) gab_module_dbus_register,
+    METH_FASTCALL, NULL },
   { "init", module_init_runtime, METH_NOARGS,
     "init()\n--\n\nStart the runtime (or restart it after shutdown()). Usually implicit." },
   { "shutdown", module_shutdown, METH_NOARGS,
@@ -320,7 +329,7 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef module_def = {
   PyModuleDef_HEAD_INIT,
-  .m_name = "gasyncbridge",
+  .m_name = "gasyncbridge._gasyncbridge",
   .m_doc = "asyncio and GLib/GIO awaiting each other.\n\n"
            "GIO work runs on a background GLib thread (the runtime); asyncio keeps\n"
            "its own loop, any loop, on its own thread.",
@@ -329,7 +338,7 @@ static struct PyModuleDef module_def = {
 };
 
 PyMODINIT_FUNC
-PyInit_gasyncbridge (void)
+PyInit__gasyncbridge (void)
 {
   PyObject *module, *gio, *modules, *glib_error;
 
@@ -341,6 +350,8 @@ PyInit_gasyncbridge (void)
       || PyModule_AddObject (module, "GLibError", Py_NewRef (glib_error)) < 0)
     goto fail;
   if (PyModule_AddStringConstant (module, "__version__", GAB_VERSION_STRING) < 0)
+    goto fail;
+  if (gab_module_signals_init (module) < 0 || gab_module_dbus_init (module) < 0)
     goto fail;
 
   /* `import gasyncbridge.gio` finds the submodule in sys.modules. */

@@ -141,4 +141,36 @@ GSubprocess *gab_module_spawn (GSubprocessLauncher  *launcher,
 int       gab_module_streams_init (PyObject *module,
                                    PyObject *gio);
 
+/* PyGObject (gasyncbridge-signals.c), imported when first needed. */
+gboolean  gab_module_gi_ensure       (void);
+/* GIL: the GObject of a PyGObject wrapper, checked to be a @type
+ * (borrowed); NULL with TypeError (or ImportError) set. */
+GObject  *gab_module_gobject_get     (PyObject    *object,
+                                      GType        type,
+                                      const char  *what);
+/* GIL: a GValue as PyGObject converts it (boxed values copied). */
+PyObject *gab_module_value_to_python (const GValue *value);
+/* 'raise', 'drop-oldest' or 'drop-newest'; FALSE with ValueError set. */
+gboolean  gab_module_overflow_from_python (PyObject         *value,
+                                           GabEventOverflow *overflow);
+
+/* GObject signals: `_connect_signals(obj, names, maxsize, overflow,
+ * callback, args_only)`. */
+PyObject *gab_module_connect_signals (PyObject        *module,
+                                      PyObject *const *args,
+                                      Py_ssize_t       nargs);
+int       gab_module_signals_init    (PyObject        *module);
+/* GIL: if @result is a GObject, remember that run_in_runtime() made it
+ * (signals() warns about context-bound objects made elsewhere). */
+void      gab_module_mark_made_in_runtime (PyObject *result);
+
+/* D-Bus: `_dbus_subscribe(...)` and `_dbus_register(...)`, futures. */
+PyObject *gab_module_dbus_subscribe  (PyObject        *module,
+                                      PyObject *const *args,
+                                      Py_ssize_t       nargs);
+PyObject *gab_module_dbus_register   (PyObject        *module,
+                                      PyObject *const *args,
+                                      Py_ssize_t       nargs);
+int       gab_module_dbus_init       (PyObject        *module);
+
 G_END_DECLS

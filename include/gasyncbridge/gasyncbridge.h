@@ -25,4 +25,5 @@
 #include <gasyncbridge/gab-input-stream.h>
 #include <gasyncbridge/gab-stream.h>
 #include <gasyncbridge/gab-channel.h>
+#include <gasyncbridge/gab-event-channel.h>
 #undef GAB_INSIDE

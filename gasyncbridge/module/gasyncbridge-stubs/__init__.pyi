@@ -1,13 +1,18 @@
-# Type stubs for the `gasyncbridge` extension module (PEP 561 stub package).
+# Type stubs for the `gasyncbridge` package (PEP 561 stub package).
 #
-# Shipped as `gasyncbridge-stubs` beside the extension module: a single .so
-# cannot carry a `gio.pyi` for its submodule, a stub package can. Kept true by
-# pytests/test_gio.py (test_stubs_*), which compares them with the module.
+# Shipped as `gasyncbridge-stubs` beside the package: its `gio` submodule
+# lives in the C extension, where no inline stub can describe it. Kept true
+# by pytests/test_gio.py (test_stubs_*), which compares them with the module.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 import asyncio
-from typing import Any, AsyncIterator, Callable, Optional, Protocol, Tuple, TypeVar, overload
+import sys
+from typing import (Any, AsyncIterator, Callable, Final, Optional, Protocol, Tuple, TypeVar,
+                    final, overload)
 
+from _typeshed import structseq
+
+from . import dbus as dbus
 from . import gio as gio
 from .gio import Operation
 
@@ -94,3 +99,40 @@ class StreamWriter:
     def set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None: ...
     async def __aenter__(self) -> "StreamWriter": ...
     async def __aexit__(self, *exc_info: Any) -> None: ...
+
+class ContextWarning(RuntimeWarning):
+    """An object's signals come from a GLib main context that nothing runs."""
+
+@final
+class SignalEvent(structseq[Any], Tuple[str, Tuple[Any, ...]]):
+    """SignalEvent(signal, args): one emission, from gasyncbridge.signals()."""
+
+    if sys.version_info >= (3, 10):
+        __match_args__: Final = ("signal", "args")
+
+    @property
+    def signal(self) -> str: ...
+    @property
+    def args(self) -> Tuple[Any, ...]: ...
+
+class signals:
+    """The emissions of GObject signals as an async iterator of SignalEvent."""
+
+    maxsize: int
+    def __init__(self, obj: Any, *signal_names: str, maxsize: int = 1024,
+                 overflow: str = "raise") -> None: ...
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
+    async def __aenter__(self) -> "signals": ...
+    async def __aexit__(self, *exc_info: Any) -> None: ...
+    def __aiter__(self) -> AsyncIterator[SignalEvent]: ...
+    def __anext__(self) -> Any: ...
+
+def wait_signal(obj: Any, signal: str, *, timeout: Optional[float] = None
+                ) -> asyncio.Future[Tuple[Any, ...]]: ...
