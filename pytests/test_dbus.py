@@ -533,3 +533,74 @@ def test_bad_arguments(run, bus):
                 await dbus.export(server, PATH, XML, Calc())
 
     run(main)
+
+
+# ---- dbus.call: a method call with no Python on the runtime thread ------------
+
+DBUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
+
+
+def test_call_replies_errors_and_many_at_once(run, bus):
+    """dbus.call gives the reply as a tuple of Python values, remote errors as
+    GLibError in the D-Bus domain, and many calls in flight all come back."""
+    conn = connect(bus)
+
+    async def main():
+        (bus_id,) = await dbus.call(conn, *DBUS, "GetId")
+        assert await dbus.call(conn, *DBUS, "NameHasOwner", ("org.example.Nobody",),
+                                   signature="(s)", reply_type="(b)") == (False,)
+        # types inferred from the values without a signature
+        assert await dbus.call(conn, *DBUS, "NameHasOwner", ["org.freedesktop.DBus"]) == (True,)
+        with pytest.raises(gasyncbridge.GLibError) as excinfo:
+            await dbus.call(conn, *DBUS, "NoSuchMethod")
+        assert excinfo.value.domain == "g-dbus-error-quark"
+        assert "UnknownMethod" in str(excinfo.value)
+        ids = await asyncio.gather(*[dbus.call(conn, *DBUS, "GetId") for _ in range(500)])
+        assert ids == [(bus_id,)] * 500
+        return bus_id
+
+    assert len(run(main)) == 32
+
+
+def test_call_bad_input(run, bus):
+    """Bad arguments raise at the call with a clear message; the bridge and the
+    connection still work afterwards."""
+    conn = connect(bus)
+
+    async def main():
+        cases = [
+            (TypeError, "connection must be a GDBusConnection", (object(), *DBUS, "GetId"), {}),
+            (ValueError, "not a valid object path", (conn, DBUS[0], "no/slash", DBUS[2], "GetId"), {}),
+            (ValueError, "not a valid interface name", (conn, DBUS[0], DBUS[1], "nodots", "GetId"), {}),
+            (ValueError, "not a valid method name", (conn, *DBUS, "Get.Id"), {}),
+            (ValueError, "not a valid bus name", (conn, "bad name", DBUS[1], DBUS[2], "GetId"), {}),
+            (ValueError, "signature must be a GVariant tuple", (conn, *DBUS, "GetId"), {"signature": "s"}),
+            (ValueError, "reply_type must be a GVariant tuple", (conn, *DBUS, "GetId"), {"reply_type": "zz"}),
+            (TypeError, "args must be a tuple or list", (conn, *DBUS, "NameHasOwner", "x"), {}),
+            (TypeError, "dbus_call: args", (conn, *DBUS, "NameHasOwner", (1,)), {"signature": "(s)"}),
+        ]
+        for exc, message, args, kwargs in cases:
+            with pytest.raises(exc, match=message):
+                dbus.call(*args, **kwargs)
+        # a reply of another type: GIO's G_IO_ERROR_INVALID_ARGUMENT, an OSError
+        with pytest.raises(OSError, match="returned type .*, but expected"):
+            await dbus.call(conn, *DBUS, "GetId", reply_type="(u)")
+        return await dbus.call(conn, *DBUS, "GetId")
+
+    assert len(run(main)[0]) == 32
+
+
+def test_call_cancelled(run, bus):
+    """Cancelling the awaiting task cancels the call; nothing is left behind."""
+    conn = connect(bus)
+
+    async def main():
+        tasks = [asyncio.ensure_future(dbus.call(conn, *DBUS, "GetId")) for _ in range(50)]
+        await asyncio.sleep(0)
+        for t in tasks:
+            t.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(o, (asyncio.CancelledError, tuple)) for o in outcomes)
+        return await dbus.call(conn, *DBUS, "GetId")
+
+    assert len(run(main)[0]) == 32

@@ -4,11 +4,16 @@
 import asyncio
 import sys
 from typing import (Any, AsyncIterator, Dict, Final, Generator, Iterable, List, Optional, Tuple,
-                    final)
+                    Union, final)
 
 from _typeshed import structseq
 
 PROPERTIES: str
+
+def call(connection: Any, bus_name: Optional[str], object_path: str, interface_name: str,
+         method_name: str, args: Union[Tuple[Any, ...], List[Any]] = ..., *,
+         signature: Optional[str] = None, reply_type: Optional[str] = None,
+         timeout: int = -1) -> asyncio.Future[Tuple[Any, ...]]: ...
 
 class DBusError(Exception):
     """Raise it from an exported method to reply with exactly this D-Bus error."""

@@ -9,6 +9,9 @@ Gio.DBusConnection: a bus (Gio.bus_get_sync, or
 Gio.DBusConnection.new_for_address awaited with gasyncbridge.call_gio) or
 a peer-to-peer connection.
 
+    (bus_id,) = await dbus.call(conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                "org.freedesktop.DBus", "GetId")
+
     async with dbus.subscribe(conn, interface="org.example.Foo") as sigs:
         async for sig in sigs:
             print(sig.member, sig.params)
@@ -27,8 +30,12 @@ import inspect
 from . import _gasyncbridge
 from ._gasyncbridge import GLibError, _DBusSignal as DBusSignal, _MethodCall as MethodCall
 
-__all__ = ["DBusError", "DBusSignal", "MethodCall", "PROPERTIES", "Registration", "export",
-           "own_name", "subscribe"]
+__all__ = ["DBusError", "DBusSignal", "MethodCall", "PROPERTIES", "Registration", "call",
+           "export", "own_name", "subscribe"]
+
+# Calling a method: gio.dbus_call, in C, with no Python on the runtime thread
+# (call_gio(conn.call, ...) would run PyGObject there, twice per call).
+call = _gasyncbridge.gio.dbus_call
 
 PROPERTIES = "org.freedesktop.DBus.Properties"
 _DBUS_ERROR_DOMAIN = "g-dbus-error-quark"
