@@ -4,8 +4,7 @@
  */
 #pragma once
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "gab-python-compat.h"
 #include <gio/gio.h>
 
 #include <gasyncbridge/gasyncbridge.h>
@@ -15,15 +14,6 @@
 #include "gab-caller-task.h"
 
 G_BEGIN_DECLS
-
-#if PY_VERSION_HEX < 0x030A0000
-static inline PyObject *
-Py_NewRef (PyObject *object)
-{
-  Py_INCREF (object);
-  return object;
-}
-#endif
 
 /* Precondition of functions documented to need the GIL. */
 #define GAB_GIL_HELD() (Py_IsInitialized () && PyGILState_Check ())

@@ -4,22 +4,10 @@
  */
 #pragma once
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../gab-python-compat.h"
 #include <gasyncbridge/gasyncbridge.h>
 
 G_BEGIN_DECLS
-
-#if PY_VERSION_HEX < 0x030A0000
-/* Python 3.9 lacks Py_NewRef, which the module uses throughout. */
-static inline PyObject *
-gab_module_new_ref (PyObject *object)
-{
-  Py_INCREF (object);
-  return object;
-}
-# define Py_NewRef(o) gab_module_new_ref ((PyObject *) (o))
-#endif
 
 /* The `gasyncbridge.gio` submodule. */
 PyObject *gab_module_gio_new (void);
@@ -119,11 +107,7 @@ PyObject *gab_module_bytes_alloc (gsize size);
 static inline gboolean
 gab_module_python_finalizing (void)
 {
-#if PY_VERSION_HEX >= 0x030D0000
-  return Py_IsFinalizing ();
-#else
-  return _Py_IsFinalizing ();
-#endif
+  return gab_compat_is_finalizing ();
 }
 
 /* Runtime or loop thread: start @argv with @flags; the child inherits the
