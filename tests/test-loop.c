@@ -1167,6 +1167,8 @@ main (int   argc,
   helpers = PyImport_AddModule ("looptest_py");   /* borrowed, kept by sys.modules */
   g_assert_nonnull (helpers);
   Py_INCREF (helpers);
+  /* PyEval_EvalCode() gives a module without them only None before 3.10. */
+  PyDict_SetItemString (PyModule_GetDict (helpers), "__builtins__", PyEval_GetBuiltins ());
   code = Py_CompileString (helpers_source, "looptest_py", Py_file_input);
   ret = code != NULL ? PyEval_EvalCode (code, PyModule_GetDict (helpers),
                                         PyModule_GetDict (helpers)) : NULL;
