@@ -729,7 +729,7 @@ gab_into_future_async (PyObject            *awaitable,
   g_return_if_fail (Py_IsInitialized () && PyGILState_Check ());
 
   task = gab_caller_task_new (NULL, cancellable, callback, user_data,
-                              gab_into_future_async, &dispatch_queue);
+                              GAB_TAG (gab_into_future_async), &dispatch_queue);
   g_task_set_name (task, "gab_into_future_async");
 
   if (!gab_python_ensure_error (&error) || !gab_runtime_ensure (&error))

@@ -15,6 +15,10 @@
 
 G_BEGIN_DECLS
 
+/* A function as a GTask source tag, a gpointer: GCC and clang convert
+ * function to data pointers, which ISO C leaves undefined (-Wpedantic). */
+#define GAB_TAG(func) (G_GNUC_EXTENSION ((gpointer) (func)))
+
 /* Precondition of functions documented to need the GIL. */
 #define GAB_GIL_HELD() (Py_IsInitialized () && PyGILState_Check ())
 

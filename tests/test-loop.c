@@ -1111,7 +1111,7 @@ pending_done (GObject      *source,
               gpointer      data)
 {
   Pending *pending = data;
-  g_autoptr(GVariant) value = gab_call_finish (result, &pending->error);
+  g_autoptr(GVariant) value G_GNUC_UNUSED = gab_call_finish (result, &pending->error);
 
   g_assert_true (on_main_thread ());
   pending->done = TRUE;
