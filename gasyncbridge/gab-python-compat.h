@@ -114,11 +114,36 @@ gab_compat_weakref_get_ref (PyObject  *ref,
 
 /* Whether the interpreter is finalizing; callable without the GIL, as
  * Py_IsFinalizing() is. Before 3.13 the only such call is the private
- * _Py_IsFinalizing() (3.9 to 3.12), which 3.13 removed: it is looked up
- * when the bridge starts (gab-python.c) rather than linked, so that a
- * build for 3.12 or older still loads into 3.13. */
+ * _Py_IsFinalizing() (3.9 to 3.12), which 3.13 removed: it is looked up at
+ * the first call, not linked, so that a build for 3.12 or older still
+ * loads into 3.13 (and calls the public one there). Only call it once
+ * Py_IsInitialized(): the interpreter's symbols are in the process then. */
 #if PY_VERSION_HEX >= 0x030D0000
 # define gab_compat_is_finalizing() Py_IsFinalizing ()
 #else
-int gab_compat_is_finalizing (void);
+# include <dlfcn.h>      /* RTLD_DEFAULT: pyconfig.h defines _GNU_SOURCE */
+
+static inline int
+gab_compat_is_finalizing (void)
+{
+  static void *symbol;    /* &symbol: neither was found */
+  union                   /* dlsym() gives a data pointer; ISO C has no */
+  {                       /* conversion of one to a function pointer */
+    void *symbol;
+    int (*call) (void);
+  } func;
+
+  /* Two first calls may race: both look it up, to the same result. */
+  func.symbol = __atomic_load_n (&symbol, __ATOMIC_ACQUIRE);
+  if (func.symbol == NULL)
+    {
+      func.symbol = dlsym (RTLD_DEFAULT, "Py_IsFinalizing");
+      if (func.symbol == NULL)
+        func.symbol = dlsym (RTLD_DEFAULT, "_Py_IsFinalizing");
+      if (func.symbol == NULL)
+        func.symbol = &symbol;
+      __atomic_store_n (&symbol, func.symbol, __ATOMIC_RELEASE);
+    }
+  return func.symbol != (void *) &symbol ? func.call () : 0;
+}
 #endif

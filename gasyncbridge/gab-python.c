@@ -7,45 +7,8 @@
 #include "gab-private.h"
 #include "gab-python-sources.h"
 
-#if PY_VERSION_HEX < 0x030D0000
-# include <dlfcn.h>
-#endif
-
 GabPy gab_py;
 static gboolean python_ready;
-
-#if PY_VERSION_HEX < 0x030D0000
-/* dlsym() returns a data pointer; ISO C has no cast to a function. */
-typedef union
-{
-  gpointer symbol;
-  int    (*call) (void);
-} IsFinalizingFunc;
-
-/* Declared in gab-python-compat.h. Only called once Py_IsInitialized(),
- * so the interpreter's symbols are in the process: the public function if
- * it runs 3.13 or newer, the private one of 3.9 to 3.12 otherwise. Looked
- * up, not linked, so that 3.13 loads a build for an older version; a race
- * of two first calls looks it up twice, to the same result. */
-int
-gab_compat_is_finalizing (void)
-{
-  static gpointer symbol;     /* &symbol: neither was found */
-  IsFinalizingFunc func;
-
-  func.symbol = g_atomic_pointer_get (&symbol);
-  if (G_UNLIKELY (func.symbol == NULL))
-    {
-      func.symbol = dlsym (RTLD_DEFAULT, "Py_IsFinalizing");
-      if (func.symbol == NULL)
-        func.symbol = dlsym (RTLD_DEFAULT, "_Py_IsFinalizing");
-      if (func.symbol == NULL)
-        func.symbol = &symbol;
-      g_atomic_pointer_set (&symbol, func.symbol);
-    }
-  return func.symbol != (gpointer) &symbol ? func.call () : 0;
-}
-#endif
 
 /* Python is usable from this process: initialized and not finalizing. */
 static gboolean
