@@ -27,6 +27,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include "../gasyncbridge/gab-python-compat.h"  /* Python.h, with the API of newer versions */
 #include <gasyncbridge/gasyncbridge.h>
 #include <time.h>
 

@@ -22,7 +22,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../gasyncbridge/gab-python-compat.h"  /* Python.h, with the API of newer versions */
 #include <gio/gio.h>
 
 /* ---- the emitter -------------------------------------------------------- */

@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include "../gasyncbridge/gab-python-compat.h"  /* Python.h, with the API of newer versions */
 #include <gasyncbridge/gasyncbridge.h>
 
 #include <stdint.h>

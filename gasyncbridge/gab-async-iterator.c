@@ -1039,7 +1039,7 @@ gab_async_iterator_next_async (GabAsyncIterator    *self,
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
   request_start (self, MODE_OBJECT, cancellable, callback, user_data,
-                 gab_async_iterator_next_async, "gab_async_iterator_next_async");
+                 GAB_TAG (gab_async_iterator_next_async), "gab_async_iterator_next_async");
 }
 
 /* A next that finishes as cancelled closes the iterator, even when the
@@ -1119,7 +1119,7 @@ gab_async_iterator_next_variant_async (GabAsyncIterator    *self,
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
   request_start (self, MODE_VARIANT, cancellable, callback, user_data,
-                 gab_async_iterator_next_variant_async,
+                 GAB_TAG (gab_async_iterator_next_variant_async),
                  "gab_async_iterator_next_variant_async");
 }
 
@@ -1159,7 +1159,7 @@ gab_async_iterator_next_bytes_async (GabAsyncIterator    *self,
                                      gpointer             user_data)
 {
   request_start (self, MODE_BYTES, cancellable, callback, user_data,
-                 gab_async_iterator_next_bytes_async,
+                 GAB_TAG (gab_async_iterator_next_bytes_async),
                  "gab_async_iterator_next_bytes_async");
 }
 
@@ -1198,7 +1198,7 @@ gab_async_iterator_close_async (GabAsyncIterator    *self,
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
   request_start (self, MODE_CLOSE, cancellable, callback, user_data,
-                 gab_async_iterator_close_async, "gab_async_iterator_close_async");
+                 GAB_TAG (gab_async_iterator_close_async), "gab_async_iterator_close_async");
 }
 
 /**

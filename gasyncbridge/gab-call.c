@@ -154,7 +154,7 @@ gab_call_async (const gchar         *module,
     owned_args = g_variant_ref_sink (args);
 
   task = gab_caller_task_new (NULL, cancellable, callback, user_data,
-                              gab_call_async, &dispatch_queue);
+                              GAB_TAG (gab_call_async), &dispatch_queue);
   g_task_set_name (task, "gab_call_async");
 
   if (owned_args != NULL && !g_variant_is_of_type (owned_args, G_VARIANT_TYPE_TUPLE))

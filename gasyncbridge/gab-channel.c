@@ -228,7 +228,7 @@ gab_channel_send_async (GabChannel          *self,
 
   send = g_new0 (Send, 1);
   send->task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (send->task, gab_channel_send_async);
+  g_task_set_source_tag (send->task, GAB_TAG (gab_channel_send_async));
   g_task_set_name (send->task, "gab_channel_send_async");
   send->item = g_variant_ref_sink (item);
   if (cancellable != NULL)

@@ -495,29 +495,24 @@ gab_error_from_exception (PyObject *exception)
 void
 gab_error_set_from_python (GError **error)
 {
-  PyObject *type, *value, *traceback;
+  PyObject *value;
   GError *new_error;
 
   g_return_if_fail (error == NULL || *error == NULL);
   g_return_if_fail (GAB_GIL_HELD ());
 
-  PyErr_Fetch (&type, &value, &traceback);
-  if (type == NULL)
+  if (!PyErr_Occurred ())
     {
       g_set_error_literal (error, GAB_PYTHON_ERROR, GAB_PYTHON_ERROR_EXCEPTION,
                            "A Python call failed without setting an exception");
       return;
     }
-  PyErr_NormalizeException (&type, &value, &traceback);
-  if (traceback != NULL && value != NULL)
-    PyException_SetTraceback (value, traceback);
+  value = PyErr_GetRaisedException ();
   new_error = value != NULL ? gab_error_from_exception (value) : NULL;
   if (new_error == NULL)
     new_error = g_error_new_literal (GAB_PYTHON_ERROR, GAB_PYTHON_ERROR_EXCEPTION,
                                      "A Python exception could not be normalized");
-  Py_XDECREF (type);
   Py_XDECREF (value);
-  Py_XDECREF (traceback);
   /* Mapping must not leave an exception of its own behind. */
   PyErr_Clear ();
   g_propagate_error (error, new_error);

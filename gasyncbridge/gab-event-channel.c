@@ -189,12 +189,10 @@ wake_push (GabEventChannel *self)
 static void
 report_callback_error (GabEventChannel *self)
 {
-  PyObject *type, *value, *tb, *context, *loop, *ret = NULL;
+  PyObject *value, *context, *loop, *ret = NULL;
 
-  PyErr_Fetch (&type, &value, &tb);
-  PyErr_NormalizeException (&type, &value, &tb);
-  if (value != NULL && tb != NULL)
-    PyException_SetTraceback (value, tb);
+  /* Normalized, with its traceback (the 3.12 API, gab-python-compat.h). */
+  value = PyErr_GetRaisedException ();
   loop = gab_loop_queue_get_loop (self->queue);
   context = Py_BuildValue ("{s:s,s:O,s:O}",
                            "message", "gasyncbridge: an event callback raised",
@@ -206,9 +204,7 @@ report_callback_error (GabEventChannel *self)
     PyErr_WriteUnraisable (self->callback != NULL ? self->callback : Py_None);
   Py_XDECREF (ret);
   Py_XDECREF (context);
-  Py_XDECREF (type);
   Py_XDECREF (value);
-  Py_XDECREF (tb);
 }
 
 /* GIL, loop thread: one slice of the callback consumer. */

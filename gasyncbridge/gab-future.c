@@ -423,20 +423,15 @@ op_done_run (GabLoopItem *item,
             {
               /* finish raised a Python exception: the future raises that
                * very object. */
-              PyObject *type, *exc, *tb;
+              PyObject *exc;
 
               if (!PyErr_Occurred ())
                 PyErr_SetString (PyExc_SystemError,
                                  "gasyncbridge: a GabFinishFunc returned NULL "
                                  "without setting an error");
-              PyErr_Fetch (&type, &exc, &tb);
-              PyErr_NormalizeException (&type, &exc, &tb);
-              if (exc != NULL && tb != NULL)
-                PyException_SetTraceback (exc, tb);
+              exc = PyErr_GetRaisedException ();
               set_future_exception (future, exc);
-              Py_XDECREF (type);
               Py_XDECREF (exc);
-              Py_XDECREF (tb);
             }
         }
       Py_XDECREF (ret);

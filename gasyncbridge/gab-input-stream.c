@@ -151,7 +151,8 @@ gab_input_stream_read_async (GInputStream        *stream,
 
   /* A read started on the loop thread calls back from the loop. */
   task = gab_caller_task_new (stream, cancellable, callback, user_data,
-                               gab_input_stream_read_async, &read->dispatch_queue);
+                               GAB_TAG (gab_input_stream_read_async),
+                               &read->dispatch_queue);
   g_task_set_priority (task, io_priority);
   read->buffer = buffer;
   read->count = count;
@@ -200,7 +201,7 @@ gab_input_stream_close_async (GInputStream        *stream,
   GabInputStream *self = GAB_INPUT_STREAM (stream);
   GabLoopQueue *queue = NULL;
   GTask *task = gab_caller_task_new (stream, cancellable, callback, user_data,
-                                      gab_input_stream_close_async, &queue);
+                                      GAB_TAG (gab_input_stream_close_async), &queue);
 
   /* The task data holds the dispatch queue until the task returns. */
   g_task_set_task_data (task, queue, NULL);

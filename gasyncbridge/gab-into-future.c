@@ -293,11 +293,10 @@ await_handle_dealloc (PyObject *self)
    * unstarted, say, with its loop). */
   if (((AwaitHandle *) self)->driver && !await->completed)
     {
-      PyObject *type, *value, *tb;
+      PyObject *exception = PyErr_GetRaisedException ();
 
-      PyErr_Fetch (&type, &value, &tb);
       await_complete (await, NULL, NULL, TRUE);
-      PyErr_Restore (type, value, tb);
+      PyErr_SetRaisedException (exception);
     }
   await_unref (await);
   Py_TYPE (self)->tp_free (self);
@@ -338,15 +337,14 @@ create_task (Await    *self,
              PyObject *loop,
              PyObject *awaitable)
 {
-  PyObject *py_task = NULL;
-
-#if PY_VERSION_HEX >= 0x030B0000
+#if GAB_PY_CREATE_TASK_TAKES_CONTEXT
   if (PyCoro_CheckExact (awaitable))
     {
       /* loop.create_task(coro, context=copy): without ensure_future's
        * Python frames. A loop whose create_task() takes no context gets
        * the general way below. */
       PyObject *copy = PyContext_Copy (self->locals->context);
+      PyObject *py_task;
 
       if (copy == NULL)
         return NULL;
@@ -731,7 +729,7 @@ gab_into_future_async (PyObject            *awaitable,
   g_return_if_fail (Py_IsInitialized () && PyGILState_Check ());
 
   task = gab_caller_task_new (NULL, cancellable, callback, user_data,
-                              gab_into_future_async, &dispatch_queue);
+                              GAB_TAG (gab_into_future_async), &dispatch_queue);
   g_task_set_name (task, "gab_into_future_async");
 
   if (!gab_python_ensure_error (&error) || !gab_runtime_ensure (&error))

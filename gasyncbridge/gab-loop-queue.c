@@ -323,13 +323,13 @@ queue_drain (GabLoopQueue *queue)
 static void
 queue_lost (GabLoopQueue *queue)
 {
-  PyObject *type, *value, *tb;
+  PyObject *exception;
 
   if (queue->loop == NULL)
     return;
   /* May run inside a deallocation (the reader's): keep any exception
    * being raised out of our way. */
-  PyErr_Fetch (&type, &value, &tb);
+  exception = PyErr_GetRaisedException ();
   /* The registry holds one reference of the queue; keep ours meanwhile. */
   gab_loop_queue_ref (queue);
   if (queues != NULL && g_hash_table_lookup (queues, queue->loop) == queue)
@@ -345,7 +345,7 @@ queue_lost (GabLoopQueue *queue)
   gab_loop_watch_set_close (&queue->watches);
   gab_loop_queue_unref (queue);
   gab_orphans_flush ();
-  PyErr_Restore (type, value, tb);
+  PyErr_SetRaisedException (exception);
 }
 
 static PyObject *

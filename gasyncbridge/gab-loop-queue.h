@@ -5,8 +5,7 @@
  */
 #pragma once
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "gab-python-compat.h"
 #include <gio/gio.h>
 
 #include "gab-loop-orphans.h"

@@ -5,8 +5,7 @@
  */
 #pragma once
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "gab-python-compat.h"
 #include <glib.h>
 
 G_BEGIN_DECLS

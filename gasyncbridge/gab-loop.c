@@ -172,13 +172,11 @@ run_wrapped (PyObject *callable,
 
   if (ret == NULL)
     {
-      PyObject *type, *value, *tb, *closed;
+      PyObject *exception = PyErr_GetRaisedException ();
+      PyObject *closed = PyObject_CallOneArg (close_if_unstarted, coro);
 
-      PyErr_Fetch (&type, &value, &tb);
-      closed = PyObject_CallOneArg (close_if_unstarted, coro);
       Py_XDECREF (closed);
-      PyErr_Clear ();
-      PyErr_Restore (type, value, tb);
+      PyErr_SetRaisedException (exception);   /* replaces close()'s own */
     }
   Py_DECREF (coro);
   return ret;

@@ -4,8 +4,7 @@
  */
 #pragma once
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "gab-python-compat.h"
 #include <gio/gio.h>
 
 #include <gasyncbridge/gasyncbridge.h>
@@ -16,14 +15,9 @@
 
 G_BEGIN_DECLS
 
-#if PY_VERSION_HEX < 0x030A0000
-static inline PyObject *
-Py_NewRef (PyObject *object)
-{
-  Py_INCREF (object);
-  return object;
-}
-#endif
+/* A function as a GTask source tag, a gpointer: GCC and clang convert
+ * function to data pointers, which ISO C leaves undefined (-Wpedantic). */
+#define GAB_TAG(func) (G_GNUC_EXTENSION ((gpointer) (func)))
 
 /* Precondition of functions documented to need the GIL. */
 #define GAB_GIL_HELD() (Py_IsInitialized () && PyGILState_Check ())

@@ -10,21 +10,11 @@
 GabPy gab_py;
 static gboolean python_ready;
 
-static gboolean
-py_is_finalizing (void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-  return Py_IsFinalizing ();
-#else
-  return _Py_IsFinalizing ();
-#endif
-}
-
 /* Python is usable from this process: initialized and not finalizing. */
 static gboolean
 py_usable (void)
 {
-  return Py_IsInitialized () && !py_is_finalizing ();
+  return Py_IsInitialized () && !gab_compat_is_finalizing ();
 }
 
 /* ---- references dropped without the GIL ------------------------------ */

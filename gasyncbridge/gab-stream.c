@@ -173,7 +173,7 @@ stream_op_start (GCancellable        *cancellable,
   StreamOp *op = user_data;
 
   op->task = g_task_new (op->core->stream, cancellable, callback, callback_data);
-  g_task_set_source_tag (op->task, stream_op_start);
+  g_task_set_source_tag (op->task, GAB_TAG (stream_op_start));
   g_queue_push_tail (&op->core->waiting, op);
   stream_run_next (op->core);
 }

@@ -8,17 +8,6 @@
 
 G_BEGIN_DECLS
 
-#if PY_VERSION_HEX < 0x030A0000
-/* Python 3.9 lacks Py_XNewRef (gab-private.h covers Py_NewRef). */
-static inline PyObject *
-gab_streams_xnewref (PyObject *object)
-{
-  Py_XINCREF (object);
-  return object;
-}
-# define Py_XNewRef(o) gab_streams_xnewref ((PyObject *) (o))
-#endif
-
 /* ---- gab-async-iterator.c -------------------------------------------- */
 
 /* The next item as a GBytes, for GabInputStream: bytes objects are shared,

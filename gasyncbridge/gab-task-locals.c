@@ -25,8 +25,13 @@ static GabTaskLocals *default_locals;
  *
  * Since: 0.1
  */
+/* GLib's macro checks the functions' types through a GCC transparent union,
+ * which -Wpedantic reports. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
 G_DEFINE_BOXED_TYPE (GabTaskLocals, gab_task_locals,
                      gab_task_locals_ref, gab_task_locals_unref)
+#pragma GCC diagnostic pop
 
 GabTaskLocals *
 gab_task_locals_new_for_queue (GabLoopQueue *queue,

@@ -360,60 +360,6 @@ gab_variant_to_python (GVariant *value)
 /* Python -> GVariant                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* The pending Python exception, set aside. */
-typedef struct
-{
-#if PY_VERSION_HEX >= 0x030C0000
-  PyObject *exception;
-#else
-  PyObject *type;
-  PyObject *value;
-  PyObject *traceback;
-#endif
-} SavedException;
-
-static void
-saved_exception_fetch (SavedException *saved)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-  saved->exception = PyErr_GetRaisedException ();
-#else
-  PyErr_Fetch (&saved->type, &saved->value, &saved->traceback);
-#endif
-}
-
-static void
-saved_exception_restore (SavedException *saved)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-  PyErr_SetRaisedException (saved->exception);
-  saved->exception = NULL;
-#else
-  PyErr_Restore (saved->type, saved->value, saved->traceback);
-  saved->type = saved->value = saved->traceback = NULL;
-#endif
-}
-
-/* A new reference to the pending exception, normalized, which is cleared;
- * NULL if there is none. */
-static PyObject *
-take_exception (void)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-  return PyErr_GetRaisedException ();
-#else
-  PyObject *type, *value, *traceback;
-
-  PyErr_Fetch (&type, &value, &traceback);
-  if (type == NULL)
-    return NULL;
-  PyErr_NormalizeException (&type, &value, &traceback);
-  Py_XDECREF (type);
-  Py_XDECREF (traceback);
-  return value;
-#endif
-}
-
 /* str() or repr() of @object for a message, cut to @max_chars characters.
  * Never fails and leaves no exception set. */
 static char *
@@ -485,7 +431,7 @@ set_error_from_exception (GError     **error,
   what = g_strdup_vprintf (format, args);
   va_end (args);
 
-  exception = take_exception ();
+  exception = PyErr_GetRaisedException ();
   if (exception == NULL)
     {
       g_set_error (error, GAB_ERROR, GAB_ERROR_CONVERSION, "%s", what);
@@ -1535,7 +1481,7 @@ gab_variant_from_python (PyObject            *object,
                          GError             **error)
 {
   Converter self = { FALSE };
-  SavedException saved;
+  PyObject *saved;
   GError *local_error = NULL;
   GVariant *result;
 
@@ -1545,7 +1491,7 @@ gab_variant_from_python (PyObject            *object,
 
   /* Conversion calls Python and tells its failures by PyErr_Occurred():
    * set aside whatever exception the caller has pending. */
-  saved_exception_fetch (&saved);
+  saved = PyErr_GetRaisedException ();
 
   if (type == NULL)
     result = infer (&self, object, 0, &local_error);
@@ -1558,7 +1504,7 @@ gab_variant_from_python (PyObject            *object,
       PyErr_Clear ();
     }
 
-  saved_exception_restore (&saved);
+  PyErr_SetRaisedException (saved);
 
   if (G_UNLIKELY (result == NULL && local_error == NULL))
     {

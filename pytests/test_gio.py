@@ -24,6 +24,7 @@ import pytest
 
 import gasyncbridge
 from gasyncbridge import gio
+from conftest import GI_MISSING, NO_GI
 
 G_IO_ERROR = "g-io-error-quark"
 # GIOErrorEnum codes the tests look for.

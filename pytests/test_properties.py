@@ -22,11 +22,14 @@ import os
 import string
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
-from hypothesis import strategies as st
 
-import gasyncbridge
-import _gab_testmod as tm
+pytest.importorskip("hypothesis", reason=(
+    "needs hypothesis (python3-hypothesis), which this interpreter lacks"))
+from hypothesis import HealthCheck, given, note, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import gasyncbridge  # noqa: E402
+import _gab_testmod as tm  # noqa: E402
 
 try:
     import gi

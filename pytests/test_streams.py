@@ -12,7 +12,9 @@ import pytest
 
 import gasyncbridge
 
-gi = pytest.importorskip("gi")
+from conftest import GI_MISSING  # noqa: E402
+
+gi = pytest.importorskip("gi", reason=GI_MISSING)
 gi.require_version("Gio", "2.0")
 from gi.repository import Gio  # noqa: E402
 

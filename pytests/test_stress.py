@@ -24,6 +24,7 @@ import pytest
 import gasyncbridge
 import _gab_faultmod as fm
 import _gab_testmod as tm
+from conftest import GI_MISSING, NO_GI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("GAB_SOURCE_DIR") or os.path.dirname(HERE)
@@ -151,6 +152,7 @@ def test_rss_stable_over_a_million_operations(run):
 
 # ---- the GIL kept busy while the runtime thread needs it ---------------------
 
+@pytest.mark.skipif(NO_GI, reason=GI_MISSING)
 def test_gil_busy_in_python_threads_while_the_runtime_needs_it(run):
     """Threads spin in Python (holding the GIL but for the switch interval)
     while the loop asks the runtime thread to run Python (run_in_runtime,

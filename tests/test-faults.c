@@ -19,8 +19,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../gasyncbridge/gab-python-compat.h"  /* Python.h, with the API of newer versions */
 #include <gasyncbridge/gasyncbridge.h>
 #include <gasyncbridge/gab-testing.h>
 
@@ -53,9 +52,12 @@ dummy_ready (GObject      *source,
 {
 }
 
-/* A valid GTask with a given source tag, as a GAsyncResult. */
+/* A valid GTask with a given source tag, as a GAsyncResult. The tag is a
+ * function: G_GNUC_EXTENSION for the conversion to a gpointer, which ISO C
+ * does not define (-Wpedantic). */
+#define task_with_tag(func) task_with_tag_pointer (G_GNUC_EXTENSION ((gpointer) (func)))
 static GTask *
-task_with_tag (gpointer tag)
+task_with_tag_pointer (gpointer tag)
 {
   GTask *task = g_task_new (NULL, NULL, dummy_ready, NULL);
 

@@ -8,8 +8,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../gasyncbridge/gab-python-compat.h"  /* Python.h, with the API of newer versions */
 #include <gasyncbridge/gasyncbridge.h>
 
 #include <string.h>
@@ -1112,7 +1111,7 @@ pending_done (GObject      *source,
               gpointer      data)
 {
   Pending *pending = data;
-  g_autoptr(GVariant) value = gab_call_finish (result, &pending->error);
+  g_autoptr(GVariant) value G_GNUC_UNUSED = gab_call_finish (result, &pending->error);
 
   g_assert_true (on_main_thread ());
   pending->done = TRUE;
@@ -1168,6 +1167,8 @@ main (int   argc,
   helpers = PyImport_AddModule ("looptest_py");   /* borrowed, kept by sys.modules */
   g_assert_nonnull (helpers);
   Py_INCREF (helpers);
+  /* PyEval_EvalCode() gives a module without them only None before 3.10. */
+  PyDict_SetItemString (PyModule_GetDict (helpers), "__builtins__", PyEval_GetBuiltins ());
   code = Py_CompileString (helpers_source, "looptest_py", Py_file_input);
   ret = code != NULL ? PyEval_EvalCode (code, PyModule_GetDict (helpers),
                                         PyModule_GetDict (helpers)) : NULL;

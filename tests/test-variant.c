@@ -4,7 +4,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#define PY_SSIZE_T_CLEAN
+#include "../gasyncbridge/gab-python-compat.h"  /* Python.h, with the API of newer versions */
 #include <gasyncbridge/gasyncbridge.h>
 
 #include <string.h>
@@ -1077,16 +1077,7 @@ test_pending_exception (void)
   /* Still the very same exception. */
   {
     PyObject *text;
-#if PY_VERSION_HEX >= 0x030C0000
     exception = PyErr_GetRaisedException ();
-#else
-    PyObject *type, *traceback;
-
-    PyErr_Fetch (&type, &exception, &traceback);
-    PyErr_NormalizeException (&type, &exception, &traceback);
-    Py_XDECREF (type);
-    Py_XDECREF (traceback);
-#endif
     text = PyObject_Str (exception);
     g_assert_cmpstr (PyUnicode_AsUTF8 (text), ==, "'pending'");
     Py_DECREF (text);

@@ -10,6 +10,8 @@ pkgs=(meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libglib2.0-bin
       python3-pip python3-mesonpy patchelf python3-gbulb gtk-doc-tools
       python3-hypothesis python3-pyflakes dbus python3-dbg clang libclang-rt-14-dev llvm
       mypy python3-venv python-gi-dev)
+# tools/test-pythons: Debian's pytest on pyenv's 3.9 and 3.10 imports it.
+pkgs+=(python3-exceptiongroup)
 pkgs+=("$@")
 
 missing=()

@@ -208,7 +208,7 @@ wait_python_done (GObject      *source,
                   gpointer      data)
 {
   GError *error = NULL;
-  g_autoptr(GVariant) value = gab_call_finish (result, &error);
+  g_autoptr(GVariant) value G_GNUC_UNUSED = gab_call_finish (result, &error);
 
   wait_step (data, "python task", error);
 }

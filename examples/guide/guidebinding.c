@@ -195,7 +195,8 @@ twice_finish (GObject       *source_object,
 
   if (!g_task_propagate_boolean (G_TASK (result), error))
     return NULL;
-  return Py_NewRef (self->results);
+  Py_INCREF (self->results);      /* not Py_NewRef (): Python 3.9 has none */
+  return self->results;
 }
 
 static PyObject *
@@ -208,7 +209,8 @@ guide_call_twice (PyObject *module,
     return PyErr_Format (PyExc_TypeError, "call_twice: %s object is not callable",
                          Py_TYPE (func)->tp_name);
   self = g_new0 (Twice, 1);
-  self->func = Py_NewRef (func);
+  Py_INCREF (func);
+  self->func = func;
   self->results = PyList_New (0);
   if (self->results == NULL)
     {

@@ -105,7 +105,7 @@ kiwi_priced (GObject      *source,
              gpointer      user_data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) price = gab_call_finish (result, &error);
+  g_autoptr(GVariant) price G_GNUC_UNUSED = gab_call_finish (result, &error);
 
   /* KeyError has no GLib equivalent: it comes as GAB_PYTHON_ERROR, with the
    * message "KeyError: 'kiwi'", and the GError keeps the exception object. */
@@ -199,7 +199,7 @@ stocktake_stopped (GObject      *source,
                    gpointer      user_data)
 {
   GError *error = NULL;
-  g_autoptr(GVariant) value = gab_call_finish (result, &error);
+  g_autoptr(GVariant) value G_GNUC_UNUSED = gab_call_finish (result, &error);
 
   /* Reported once the Python task has really stopped: its cleanup has run. */
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))

@@ -118,21 +118,6 @@ call_gio_free (gpointer data)
   g_free (self);
 }
 
-/* GIL: take the current exception, with its traceback. */
-static PyObject *
-fetch_exception (void)
-{
-  PyObject *type, *value, *tb;
-
-  PyErr_Fetch (&type, &value, &tb);
-  PyErr_NormalizeException (&type, &value, &tb);
-  if (value != NULL && tb != NULL)
-    PyException_SetTraceback (value, tb);
-  Py_XDECREF (type);
-  Py_XDECREF (tb);
-  return value;
-}
-
 /* Runtime thread, GIL: hand the outcome to the bridge. */
 static void
 call_gio_complete (CallGio *self)
@@ -140,7 +125,7 @@ call_gio_complete (CallGio *self)
   GTask *task = g_steal_pointer (&self->task);
 
   if (PyErr_Occurred ())
-    self->exception = fetch_exception ();
+    self->exception = PyErr_GetRaisedException ();
   /* The result is in self; the task only says "done". */
   g_task_return_boolean (task, TRUE);
   g_object_unref (task);

@@ -136,7 +136,9 @@ gab_module_bytes_alloc (gsize size)
   PyGILState_STATE state;
   PyObject *bytes;
 
-  if (size < GAB_MODULE_DIRECT_MIN || size > PY_SSIZE_T_MAX || gab_module_python_finalizing ())
+  /* A thread that is not Python's own must not take the GIL once the
+   * interpreter finalizes. */
+  if (size < GAB_MODULE_DIRECT_MIN || size > PY_SSIZE_T_MAX || gab_compat_is_finalizing ())
     return NULL;
   /* The GIL only for the allocation; the worker holds no lock the loop
    * thread needs, and the pages are touched later, without it. */

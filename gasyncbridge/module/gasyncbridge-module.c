@@ -202,16 +202,7 @@ run_call_start (GCancellable        *cancellable,
     self->result = PyObject_Call (run, self->args, NULL);
   Py_XDECREF (run);
   if (self->result == NULL)
-    {
-      PyObject *type, *tb;
-
-      PyErr_Fetch (&type, &self->exception, &tb);
-      PyErr_NormalizeException (&type, &self->exception, &tb);
-      if (self->exception != NULL && tb != NULL)
-        PyException_SetTraceback (self->exception, tb);
-      Py_XDECREF (type);
-      Py_XDECREF (tb);
-    }
+    self->exception = PyErr_GetRaisedException ();
   PyGILState_Release (state);
 
   g_task_return_boolean (task, TRUE);

@@ -4,22 +4,10 @@
  */
 #pragma once
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../gab-python-compat.h"
 #include <gasyncbridge/gasyncbridge.h>
 
 G_BEGIN_DECLS
-
-#if PY_VERSION_HEX < 0x030A0000
-/* Python 3.9 lacks Py_NewRef, which the module uses throughout. */
-static inline PyObject *
-gab_module_new_ref (PyObject *object)
-{
-  Py_INCREF (object);
-  return object;
-}
-# define Py_NewRef(o) gab_module_new_ref ((PyObject *) (o))
-#endif
 
 /* The `gasyncbridge.gio` submodule. */
 PyObject *gab_module_gio_new (void);
@@ -113,18 +101,6 @@ extern const char gab_module_load_contents_doc[];
  * memory, or while the interpreter finalizes: then do it the plain way.
  * The reference must be dropped with the GIL. */
 PyObject *gab_module_bytes_alloc (gsize size);
-
-/* Any thread: TRUE once the interpreter is finalizing (a thread that is
- * not Python's own must not take the GIL then). */
-static inline gboolean
-gab_module_python_finalizing (void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-  return Py_IsFinalizing ();
-#else
-  return _Py_IsFinalizing ();
-#endif
-}
 
 /* Runtime or loop thread: start @argv with @flags; the child inherits the
  * descriptors without close-on-exec unless @close_fds (see

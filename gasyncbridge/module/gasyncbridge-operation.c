@@ -228,13 +228,13 @@ operation_inner_done (PyObject *weakref,
         return NULL;
     }
 
-  self = PyWeakref_GetObject (weakref);
-  if (self == NULL || self == Py_None)
+  if (PyWeakref_GetRef (weakref, &self) <= 0)
     {
       Py_XDECREF (exception);
+      if (PyErr_Occurred ())   /* not a weak reference */
+        return NULL;
       Py_RETURN_NONE;
     }
-  Py_INCREF (self);
   value = PyObject_CallMethod (self, "done", NULL);
   done = value != NULL ? PyObject_IsTrue (value) : -1;
   Py_XDECREF (value);

@@ -40,7 +40,7 @@ failed (GObject      *source,
 {
   g_autoptr(GTask) task = data;
   GError *error = NULL;
-  g_autoptr(GVariant) value = gab_call_finish (result, &error);
+  g_autoptr(GVariant) value G_GNUC_UNUSED = gab_call_finish (result, &error);
 
   if (error != NULL)
     g_task_return_error (task, error);

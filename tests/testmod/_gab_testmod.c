@@ -3,8 +3,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../../gasyncbridge/gab-python-compat.h"  /* Python.h, with the API of newer versions */
 #include <gasyncbridge/gasyncbridge.h>
 #include <pthread.h>
 
@@ -449,7 +448,7 @@ here_done (GObject      *source,
   /* Runs from the asyncio loop (the thread has no GLib context of its
    * own), with the GIL. */
   g_assert (PyGILState_Check ());
-  if (g_task_get_source_tag (G_TASK (result)) == gab_call_async)
+  if (g_task_get_source_tag (G_TASK (result)) == G_GNUC_EXTENSION ((gpointer) gab_call_async))
     {
       GVariant *v = gab_call_finish (result, &error);
 
