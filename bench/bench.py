@@ -1752,6 +1752,10 @@ def main(argv=None):
                         help="run every group but these")
     parser.add_argument("--workload-repeats", type=int, metavar="R",
                         help="rounds of the workloads group (default 3, --quick 1)")
+    parser.add_argument("--workloads", nargs="+", metavar="W",
+                        choices=["load", "replace", "query", "mixed", "communicate",
+                                 "socket", "dbus"],
+                        help="in the workloads group, only these workloads")
     parser.add_argument("--no-uvloop", action="store_true", help="skip the uvloop lines")
     parser.add_argument("--wait-load", type=float, metavar="L",
                         help="first wait (up to 15 min) until the 1-minute load average "

@@ -637,6 +637,8 @@ def run_group(suite, peers):
         helpers = Helpers(tmpdir)
         try:
             for key, _title, unit in WORKLOADS:
+                if getattr(args, "workloads", None) and key not in args.workloads:
+                    continue
                 for way, kind in lines_of(key):
                     row = Row(key, way, kind, label_of(key, way), unit, [])
                     row.skipped = why_not(way, kind, helpers, key, args, peers)
