@@ -653,6 +653,7 @@ def run_group(suite, peers):
                             "sizes": asdict(sizes), "dir": tmpdir,
                             "echo_port": helpers.echo_port,
                             "dbus_address": helpers.dbus_address}
+                    started = time.monotonic()
                     try:
                         row.runs.append(run_child(spec, args.build_dir, args.quick))
                     except Exception as e:   # noqa: BLE001 - reported, fails the run
@@ -662,7 +663,8 @@ def run_group(suite, peers):
                     got = row.runs[-1]
                     suite.log(f"  {row.workload}/{row.way}/{row.loop}: "
                               f"{got['throughput']:,.1f} {row.unit}, max lag "
-                              f"{fmt_ms(got['lag_max_ms'])} ms")
+                              f"{fmt_ms(got['lag_max_ms'])} ms "
+                              f"({time.monotonic() - started:.1f} s in all)")
         finally:
             helpers.close()
     finally:
