@@ -739,11 +739,11 @@ def report(data):
     rows = [Row(**r) for r in data["rows"]]
     lines = ["", "## 10. Workloads: real GIO work, each line in its own process "
              f"(medians of {sizes.repeats} rounds)",
-             "   cpu: user+sys of the process per op (socket: per MB); lag: a 1 ms "
-             "ticker's late wake-ups during the work; x exec: throughput / "
-             "run_in_executor on the same loop"]
-    head = (f"   {'what':<56} {'loop':<8} {'throughput':>16} {'cpu us/op':>10} "
-            f"{'RSS MiB':>8} {'max lag':>8} {'p99 lag':>8} {'x exec':>7}")
+             "   cpu: user+sys of the process per op (socket: per MB); lag (ms): a 1 ms "
+             "ticker's late wake-ups during the work, ticks: how many; x exec: "
+             "throughput / run_in_executor on the same loop"]
+    head = (f"   {'what':<56} {'loop':<8} {'throughput':>12} {'cpu us/op':>10} "
+            f"{'RSS MiB':>8} {'max lag':>8} {'p99 lag':>8} {'ticks':>6} {'x exec':>7}")
     for key, _t, unit in WORKLOADS:
         sub = [r for r in rows if r.workload == key]
         if not sub:
@@ -754,12 +754,13 @@ def report(data):
         for r in sub:
             left = f"   {r.label[:56]:<56} {r.loop:<8} "
             if r.throughput is None:
-                lines.append(left + f"{'skipped':>16}  ({r.skipped})")
+                lines.append(left + f"{'skipped':>12}  ({r.skipped})")
                 continue
             ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
-            lines.append(left + f"{fmt_thr(r.throughput):>16} {r.cpu_us_per_op:>10,.0f} "
+            ticks = median_of(r.runs, "ticks")
+            lines.append(left + f"{fmt_thr(r.throughput):>12} {r.cpu_us_per_op:>10,.0f} "
                          f"{r.peak_rss_mib:>8,.0f} {fmt_ms(r.lag_max_ms):>8} "
-                         f"{fmt_ms(r.lag_p99_ms):>8} {ratio:>7}")
+                         f"{fmt_ms(r.lag_p99_ms):>8} {ticks:>6.0f} {ratio:>7}")
     lines.append("")
     lines.append(f"## Targets (issue 12): >= {TARGET_RATIO}x run_in_executor (aim "
                  f"{TARGET_AIM}x), max lag <= {TARGET_LAG_MAX:g} ms, p99 <= "
