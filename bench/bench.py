@@ -1008,7 +1008,8 @@ class Suite:
         import workloads
         self.log("# 9. workloads (bench/workloads.py)")
         peers = {"uvloop": uvloop is not None, "gbulb": gbulb is not None,
-                 "gi": Gio is not None}
+                 "gi": Gio is not None,
+                 "dbus_call": hasattr(gasyncbridge.gio, "dbus_call")}
         self.workloads = workloads.run_group(self, peers)
 
     # ---- group 6: the C hand-off program ------------------------------------

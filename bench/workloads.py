@@ -99,6 +99,8 @@ WAYS = {
              "socket": "gasyncbridge.StreamReader/Writer over Gio.SocketClient",
              "dbus": "gasyncbridge.call_gio(conn.call, ...)"},
             ("asyncio", "uvloop")),
+    "gab-dbus_call": ({"dbus": "gasyncbridge.gio.dbus_call(conn, ...)"},
+                      ("asyncio", "uvloop")),
     "executor": ({"socket": "run_in_executor: blocking Gio socket streams, per chunk",
                   "dbus": "run_in_executor(None, conn.call_sync, ...)",
                   "communicate": "run_in_executor: Gio.Subprocess.communicate"},
@@ -131,7 +133,7 @@ def lines_of(key):
     """(way, loop) of every line of a workload."""
     out = []
     for way, (labels, loops) in WAYS.items():
-        if way == "asyncio" and key not in labels:
+        if way in ("asyncio", "gab-dbus_call") and key not in labels:
             continue
         out.extend((way, loop) for loop in loops)
     return out
@@ -219,7 +221,7 @@ class Line:
         if self.way == "pool":
             self.pool = concurrent.futures.ThreadPoolExecutor()
         # Start the threads a line uses before the clock starts.
-        if self.way == "gab":
+        if self.way.startswith("gab"):
             await gasyncbridge.sleep(0)
         elif self.way in ("executor", "pool"):
             await asyncio.gather(*[self.submit(int) for _ in range(8)])
@@ -450,6 +452,8 @@ class Line:
         self.conn.close_sync(None)
 
     def dbus_op(self):
+        if self.way == "gab-dbus_call":
+            return gio.dbus_call(self.conn, *self.DBUS, reply_type="(s)")
         args = (*self.DBUS, None, self.reply_type, Gio.DBusCallFlags.NONE, -1)
         if self.way == "gab":
             return gasyncbridge.call_gio(self.conn.call, *args)
@@ -462,7 +466,7 @@ class Line:
         return n, await asyncio.gather(*[self.dbus_op() for _ in range(n)])
 
     def verify_dbus(self, results):
-        ids = {r.unpack()[0] for r in results}
+        ids = {r[0] if isinstance(r, tuple) else r.unpack()[0] for r in results}
         check(len(ids) == 1 and len(next(iter(ids))) == 32, f"D-Bus GetId: {ids}")
 
 
@@ -618,6 +622,8 @@ def why_not(way, kind, helpers, key, args, peers):
         return "gbulb (python3-gbulb) is not installed"
     if way != "asyncio" and not peers["gi"]:
         return "PyGObject is not installed"
+    if way == "gab-dbus_call" and not peers.get("dbus_call"):
+        return "gasyncbridge.gio has no dbus_call"
     if key == "dbus":
         return helpers.dbus_skip
     return None
@@ -712,9 +718,10 @@ TARGET_RATIO, TARGET_AIM, TARGET_LAG_MAX, TARGET_LAG_P99 = 1.2, 1.5, 20.0, 5.0
 def targets(rows):
     out = []
     for row in rows:
-        if row.way != "gab" or row.throughput is None:
+        if not row.way.startswith("gab") or row.throughput is None:
             continue
-        out.append({"line": f"{row.workload}/{row.loop}", "ratio": row.ratio,
+        name = row.workload + row.way[3:].replace("-", " ")
+        out.append({"line": f"{name}/{row.loop}", "ratio": row.ratio,
                     "ratio_met": row.ratio is not None and row.ratio >= TARGET_RATIO,
                     "aim_met": row.ratio is not None and row.ratio >= TARGET_AIM,
                     "lag_max_ms": row.lag_max_ms,
