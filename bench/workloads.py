@@ -676,7 +676,7 @@ def run_group(suite, peers):
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     for row in rows:
-        if row.skipped or not row.runs:
+        if not row.runs:      # a line that failed later keeps its good rounds
             continue
         for field in ("throughput", "cpu_us_per_op", "peak_rss_mib", "lag_max_ms",
                       "lag_p99_ms"):
@@ -695,8 +695,7 @@ def reference_row(rows, row):
     """The run_in_executor line the row is compared with."""
     loop = row.loop if row.loop in ("asyncio", "uvloop") and row.way != "pool" else "asyncio"
     for r in rows:
-        if (r.workload, r.way, r.loop) == (row.workload, "executor", loop) and r.runs \
-                and not r.skipped:
+        if (r.workload, r.way, r.loop) == (row.workload, "executor", loop) and r.runs:
             return r
     return None
 
