@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The `workloads` group of bench/bench.py: real GIO work, as a user does it.
 
 Seven workloads (issue 12), each done several ways:
