@@ -525,9 +525,13 @@ def child_main(spec_json, build_dir):
     bench, gasyncbridge, Gio, GLib = _bench, _bench.gasyncbridge, _bench.Gio, _bench.GLib
     gio = gasyncbridge.gio
     if GLib is not None:
-        # PyGObject wraps its GLib.Bytes override lazily; done first by two
-        # worker threads at once, one of them gets "Expected GLib.Bytes".
+        # PyGObject loads types and flags lazily; done first by two worker
+        # threads at once, one of them gets "Expected GLib.Bytes" or "no
+        # attribute 'NONE'". So every one the workers use is loaded here.
         GLib.Bytes.new(b"x").get_data()
+        for flags in (Gio.FileQueryInfoFlags, Gio.FileCreateFlags, Gio.DBusCallFlags):
+            flags.NONE  # noqa: B018 - loads it
+        Gio.SubprocessFlags.STDOUT_PIPE  # noqa: B018
     loop = bench.new_loop(spec["loop"])
     asyncio.set_event_loop(loop)
     try:
