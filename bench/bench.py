@@ -606,7 +606,13 @@ GROUPS = {
             "loop: a loop-side spin, emulated)",
     "costs": "8. Costs of single pieces of per-operation Python work",
     "events": "9. Events into asyncio (bench_events.py)",
+    "workloads": "10. Workloads: real GIO work, each line in its own process "
+                 "(bench/workloads.py)",
 }
+
+
+GROUPS_ORDER = ["seq", "conc", "mem", "c2py", "gio", "completion", "handoff", "spin",
+                "costs", "events", "workloads"]
 
 
 class Suite:
@@ -614,6 +620,7 @@ class Suite:
         self.args = args
         self.sizes = Sizes.quick() if args.quick else Sizes()
         self.results: list[Result] = []
+        self.workloads = None        # group 9: bench/workloads.py's results
         self.failures: list[str] = []
         self.tmpdir = tempfile.mkdtemp(prefix="gab-bench-")
         self.small_file = os.path.join(self.tmpdir, "small.txt")
@@ -633,6 +640,8 @@ class Suite:
             self.log(f"  {result.id:<44} {fmt(result.value, result.unit)}")
 
     def selected(self, group):
+        if group in (self.args.skip or ()):
+            return False
         return not self.args.only or group in self.args.only
 
     def wanted(self, kind):
@@ -993,6 +1002,16 @@ class Suite:
         return self._child(["--memory-child", kind, "--memory-n", str(n),
                             "--memory-metric", metric])["bytes_per_op"]
 
+    # ---- group 9: workloads, each line in a child process -----------------
+
+    def bench_workloads(self):
+        import workloads
+        self.log("# 9. workloads (bench/workloads.py)")
+        peers = {"uvloop": uvloop is not None, "gbulb": gbulb is not None,
+                 "gi": Gio is not None,
+                 "dbus_call": hasattr(gasyncbridge.gio, "dbus_call")}
+        self.workloads = workloads.run_group(self, peers)
+
     # ---- group 6: the C hand-off program ------------------------------------
 
     def bench_handoff(self):
@@ -1028,7 +1047,8 @@ class Suite:
                  ("gio", self.bench_gio), ("completion", self.bench_completion),
                  ("mem", self.bench_memory), ("handoff", self.bench_handoff),
                  ("spin", self.bench_spin), ("costs", self.bench_costs),
-                 ("events", self.bench_events)]
+                 ("events", self.bench_events),
+                 ("workloads", self.bench_workloads)]
         for name, step in steps:
             if name == "seq" and not (self.selected("seq") or self.selected("conc")):
                 continue
@@ -1144,6 +1164,9 @@ class Suite:
                                        "events-signals", "events-dbus"):
                     lines.append(f"   N = {n}")
                 lines.extend(self._table(sub, unit))
+        if self.workloads is not None:
+            import workloads
+            lines.append(workloads.report(self.workloads))
         lines.append("")
         lines.append("## Targets (issues 6 and 13)")
         for t in self.targets():
@@ -1204,6 +1227,7 @@ class Suite:
             "gio_mode": gio_mode(),
             "results": [dict(asdict(r), id=r.id) for r in self.results],
             "targets": self.targets(),
+            "workloads": self.workloads,
             "failures": self.failures,
         }
 
@@ -1719,14 +1743,20 @@ def main(argv=None):
         description="gasyncbridge benchmarks against plain asyncio and the peers.")
     parser.add_argument("--build-dir", default=os.path.join(SOURCE_ROOT, "build"),
                         help="the meson build directory (default: build)")
-    parser.add_argument("--quick", action="store_true",
+    parser.add_argument("--quick", "--smoke", action="store_true",
                         help="small N and few repeats: a smoke run of every line")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="+", metavar="GROUP",
-                        choices=["seq", "conc", "mem", "c2py", "gio", "completion",
-                                 "handoff", "spin", "costs", "events"],
-                        help="run only these groups")
+                        choices=GROUPS_ORDER, help="run only these groups")
+    parser.add_argument("--skip", nargs="+", metavar="GROUP", choices=GROUPS_ORDER,
+                        help="run every group but these")
+    parser.add_argument("--workload-repeats", type=int, metavar="R",
+                        help="rounds of the workloads group (default 3, --quick 1)")
+    parser.add_argument("--workloads", nargs="+", metavar="W",
+                        choices=["load", "replace", "query", "mixed", "communicate",
+                                 "socket", "dbus"],
+                        help="in the workloads group, only these workloads")
     parser.add_argument("--no-uvloop", action="store_true", help="skip the uvloop lines")
     parser.add_argument("--wait-load", type=float, metavar="L",
                         help="first wait (up to 15 min) until the 1-minute load average "
