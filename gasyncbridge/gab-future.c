@@ -21,6 +21,12 @@
  * all of them. Cancellation always reaches the GCancellable on the runtime
  * thread, where GIO operations live.
  *
+ * With GAB_FUTURE_CANCEL_WAITS the future is an Operation
+ * (python/_operation.py) whose cancel() calls the handle's
+ * _request_cancel(): the Op remembers the message, the GCancellable is
+ * cancelled, and the future stays pending until the operation reports
+ * back; then it is cancelled, whatever GIO came to.
+ *
  * References of an Op: one for the runtime side (from start until its
  * callback has been handed to the loop), one held by the Python handle
  * object (the future's done callback, which the Op holds too until it lets
@@ -30,6 +36,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-private.h"
+#include "gab-asyncio-private.h"
+#include "gab-python-sources.h"
 
 typedef enum
 {
@@ -64,7 +72,9 @@ struct _Op
   /* GIL, loop thread: until the result is delivered or nobody wants it. */
   PyObject       *future;            /* strong */
   PyObject       *handle;            /* strong; holds a reference of the Op */
-  PyObject       *owner;             /* strong, nullable: gab_future_set_owner() */
+  GabFutureFlags  flags;
+  gboolean        cancel_asked;      /* Operation.cancel() returned True */
+  PyObject       *cancel_msg;        /* strong: its msg, once cancel_asked */
   GabLoopWatch    watch;
   gboolean        counted;           /* in the queue's in-flight count */
 
@@ -87,6 +97,10 @@ typedef struct
 } OpHandle;
 
 static PyTypeObject OpHandle_Type;
+
+/* GIL: gasyncbridge.gio.Operation, made once from python/_operation.py. */
+static PyObject *operation_class;
+static PyObject *s_request_cancel;   /* "_gab_request_cancel" */
 
 static Op *
 op_ref (Op *op)
@@ -135,38 +149,21 @@ op_release_python (Op *op)
   PyObject *handle = g_steal_pointer (&op->handle);
 
   gab_loop_watch_remove (&op->watch);
-  Py_CLEAR (op->owner);
+  if (op->future != NULL && (op->flags & GAB_FUTURE_CANCEL_WAITS))
+    {
+      PyObject *type, *value, *tb;
+
+      /* From now on a cancel() of a future still pending (its loop
+       * closed) happens at once; and the future no longer keeps the Op
+       * alive through the handle. */
+      PyErr_Fetch (&type, &value, &tb);
+      if (PyObject_SetAttr (op->future, s_request_cancel, Py_None) < 0)
+        PyErr_Clear ();
+      PyErr_Restore (type, value, tb);
+    }
+  Py_CLEAR (op->cancel_msg);
   Py_CLEAR (op->future);
   Py_XDECREF (handle);
-}
-
-static PyObject *
-keep_call (PyObject *self,
-           PyObject *unused)
-{
-  Py_RETURN_NONE;
-}
-
-static PyMethodDef keep_def = { "_keep", keep_call, METH_NOARGS, NULL };
-
-/* GIL, loop thread, right after completing the future: the owner
- * completes from the future's done callbacks, which the loop runs soon.
- * Until they have run, nothing else may hold the owner (an unreferenced
- * task awaiting it), so a callback queued behind them holds it till then. */
-static void
-op_hand_over_owner (Op *op)
-{
-  PyObject *loop = gab_loop_queue_get_loop (op->locals->queue);
-  PyObject *keep, *ret = NULL;
-
-  if (op->owner == NULL || loop == NULL)
-    return;
-  keep = PyCFunction_New (&keep_def, op->owner);
-  if (keep != NULL)
-    ret = PyObject_CallMethodOneArg (loop, gab_py.s_call_soon, keep);
-  Py_XDECREF (ret);
-  Py_XDECREF (keep);
-  PyErr_Clear ();
 }
 
 /* ---- runtime thread -------------------------------------------------- */
@@ -372,6 +369,22 @@ set_future_error (PyObject     *future,
   Py_XDECREF (exception);
 }
 
+/* An Operation's Future.cancel() itself, at the end of a cancel that
+ * waited. */
+static void
+op_cancel_future_now (PyObject *future,
+                      PyObject *msg)
+{
+  PyObject *ret;
+
+  ret = PyObject_CallMethod (future, "_gab_cancel_now", "O",
+                             msg != NULL ? msg : Py_None);
+  if (ret == NULL)
+    set_future_exception (future, NULL);
+  Py_XDECREF (ret);
+  PyErr_Clear ();
+}
+
 static void
 op_done_run (GabLoopItem *item,
              gboolean     alive)
@@ -397,7 +410,10 @@ op_done_run (GabLoopItem *item,
       ret = NULL;
       PyErr_Clear ();
 
-      if (op->closed)
+      if (op->cancel_asked)
+        /* cancel() said True: cancelled it is, whatever GIO came to. */
+        op_cancel_future_now (future, op->cancel_msg);
+      else if (op->closed)
         {
           g_autoptr(GError) error =
             g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
@@ -413,6 +429,15 @@ op_done_run (GabLoopItem *item,
             {
               ret = PyObject_CallMethodOneArg (future, gab_py.s_set_result, value);
               Py_DECREF (value);
+            }
+          else if (error != NULL
+                   && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+                   && (op->flags & GAB_FUTURE_CANCEL_WAITS))
+            {
+              /* Cancelled without our cancel() (the future was dropped,
+               * the runtime shut down): a cancel all the same. */
+              PyErr_Clear ();
+              op_cancel_future_now (future, NULL);
             }
           else if (error != NULL)
             {
@@ -435,7 +460,6 @@ op_done_run (GabLoopItem *item,
             }
         }
       Py_XDECREF (ret);
-      op_hand_over_owner (op);
     }
   if (PyErr_Occurred ())
     PyErr_WriteUnraisable (future != NULL ? future : Py_None);
@@ -469,22 +493,41 @@ op_handle_call (PyObject *self,
   Py_RETURN_NONE;
 }
 
-/* ---- watched by the loop queue ---------------------------------------- */
-
-/* What Python code awaits: the owner if there is one, else the future. */
+/* Operation.cancel() (GAB_FUTURE_CANCEL_WAITS): ask GIO to stop and keep
+ * the future pending until it reports back. False: the Op has let go of
+ * the future (its loop closed), so the caller cancels it at once. */
 static PyObject *
-op_face (Op *op)
+op_handle_request_cancel (PyObject *self,
+                          PyObject *msg)
 {
-  return op->owner != NULL ? op->owner : op->future;
+  Op *op = ((OpHandle *) self)->op;
+
+  if (op->future == NULL)
+    Py_RETURN_FALSE;
+  if (!op->cancel_asked)
+    {
+      op->cancel_asked = TRUE;
+      op->cancel_msg = Py_NewRef (msg);
+      op_request_cancel (op);
+    }
+  Py_RETURN_TRUE;
 }
 
-/* No Python here: is the Op the only holder of what Python awaits? */
+static PyMethodDef op_handle_methods[] = {
+  { "_request_cancel", op_handle_request_cancel, METH_O, NULL },
+  { NULL }
+};
+
+/* ---- watched by the loop queue ---------------------------------------- */
+
+/* No Python here: is the Op the only holder of its future? (An attribute
+ * of the future may hold the handle; that does not count.) */
 static gboolean
 op_watch_candidate (GabLoopWatch *watch)
 {
   Op *op = G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Op, watch));
 
-  return op->future != NULL && Py_REFCNT (op_face (op)) == 1;
+  return op->future != NULL && Py_REFCNT (op->future) == 1;
 }
 
 /* Nobody wants the outcome any more: cancel and let go. */
@@ -501,21 +544,14 @@ static gboolean
 op_watch_sweep (GabLoopWatch *watch)
 {
   Op *op = G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Op, watch));
-  PyObject *callbacks;
-  Py_ssize_t n = 0, ours;
 
   if (op->future == NULL)
     return TRUE;
-  /* A done callback other than ours is somebody waiting for the result
-   * (fut.add_done_callback(f) and del fut): keep the future for them. An
-   * owner has none of ours. */
-  ours = op->owner != NULL ? 0 : 1;
-  callbacks = PyObject_GetAttr (op_face (op), gab_py.s_callbacks);
-  if (callbacks != NULL && callbacks != Py_None)
-    n = PyObject_Length (callbacks);
-  Py_XDECREF (callbacks);
-  PyErr_Clear ();
-  if (n > ours || op->future == NULL || Py_REFCNT (op_face (op)) != 1)
+  /* A done callback other than ours (the handle) is somebody waiting for
+   * the result (fut.add_done_callback(f) and del fut): keep the future for
+   * them. */
+  if (gab_asyncio_future_awaited_by_others (op->future, 1)
+      || op->future == NULL || Py_REFCNT (op->future) != 1)
     return FALSE;
   op_abandon (op);
   return TRUE;
@@ -548,6 +584,7 @@ static PyTypeObject OpHandle_Type = {
   .tp_basicsize = sizeof (OpHandle),
   .tp_flags = Py_TPFLAGS_DEFAULT,
   .tp_call = op_handle_call,
+  .tp_methods = op_handle_methods,
   .tp_dealloc = op_handle_dealloc,
   .tp_doc = "Cancels a gasyncbridge operation when its future is cancelled.",
 };
@@ -582,6 +619,8 @@ gab_future_types_init (void)
  * its loop was closed, is dropped quietly. Call with the GIL held, from
  * code running on a loop.
  *
+ * This is gab_future_into_py_full() with %GAB_FUTURE_NONE.
+ *
  * Returns: (transfer full) (nullable): an `asyncio.Future`, or %NULL with an
  *   exception set (RuntimeError when no loop is running)
  *
@@ -592,6 +631,101 @@ gab_future_into_py (GabStartFunc    start,
                     GabFinishFunc   finish,
                     gpointer        user_data,
                     GDestroyNotify  user_data_free)
+{
+  return gab_future_into_py_full (start, finish, user_data, user_data_free,
+                                  GAB_FUTURE_NONE);
+}
+
+/**
+ * gab_future_get_operation_class:
+ *
+ * The class of the futures that gab_future_into_py_full() makes with
+ * %GAB_FUTURE_CANCEL_WAITS, `gasyncbridge.gio.Operation`, a subclass of
+ * `asyncio.Future`. Call with the GIL held.
+ *
+ * Returns: (transfer none) (nullable): the class, or %NULL with an
+ *   exception set
+ *
+ * Since: 0.1
+ */
+PyObject *
+gab_future_get_operation_class (void)
+{
+  PyObject *globals;
+
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
+
+  if (operation_class != NULL)
+    return operation_class;
+  if (!gab_python_ensure ())
+    return NULL;
+  if (s_request_cancel == NULL)
+    s_request_cancel = PyUnicode_InternFromString ("_gab_request_cancel");
+  if (s_request_cancel == NULL)
+    return NULL;
+  /* The module that exports it, for its __module__ and tracebacks. */
+  globals = gab_py_run_file (&gab_py_source_operation, "gasyncbridge.gio", NULL);
+  if (globals == NULL)
+    return NULL;
+  operation_class = Py_XNewRef (PyDict_GetItemString (globals, "Operation"));
+  Py_DECREF (globals);
+  if (operation_class == NULL)
+    PyErr_SetString (PyExc_SystemError, "gasyncbridge: _operation.py has no Operation");
+  return operation_class;
+}
+
+/* GIL: a new, pending future of @loop: an Operation or a plain one. */
+static PyObject *
+op_future_new (PyObject       *loop,
+               GabFutureFlags  flags)
+{
+  PyObject *cls, *kwargs, *empty, *future = NULL;
+
+  if (!(flags & GAB_FUTURE_CANCEL_WAITS))
+    return PyObject_CallMethodNoArgs (loop, gab_py.s_create_future);
+  cls = gab_future_get_operation_class ();
+  if (cls == NULL)
+    return NULL;
+  empty = PyTuple_New (0);
+  kwargs = Py_BuildValue ("{s:O}", "loop", loop);
+  if (empty != NULL && kwargs != NULL)
+    future = PyObject_Call (cls, empty, kwargs);
+  Py_XDECREF (kwargs);
+  Py_XDECREF (empty);
+  return future;
+}
+
+/**
+ * gab_future_into_py_full:
+ * @start: starts the operation, on the runtime thread
+ * @finish: turns its result into a Python value, on the loop thread
+ * @user_data: (closure): data for @start and @finish
+ * @user_data_free: (nullable): frees @user_data; called once, with the GIL,
+ *   when neither function can run any more (also when this call fails)
+ * @flags: how the future behaves
+ *
+ * Like gab_future_into_py(), with @flags. With %GAB_FUTURE_CANCEL_WAITS the
+ * future is a `gasyncbridge.gio.Operation` (see
+ * gab_future_get_operation_class()): its cancel() cancels the operation's
+ * #GCancellable on the runtime thread and returns %TRUE, and the future
+ * stays pending until the operation has reported back (so whatever it
+ * cleans up when cancelled is cleaned up); then it completes cancelled,
+ * with cancel()'s message, whatever the operation came to. An operation
+ * that fails with %G_IO_ERROR_CANCELLED without cancel() (the future was
+ * dropped, the runtime shut down) cancels the future too. Dropping the
+ * future and closing its loop work as for gab_future_into_py().
+ *
+ * Returns: (transfer full) (nullable): an `asyncio.Future`, or %NULL with an
+ *   exception set (RuntimeError when no loop is running)
+ *
+ * Since: 0.1
+ */
+PyObject *
+gab_future_into_py_full (GabStartFunc    start,
+                         GabFinishFunc   finish,
+                         gpointer        user_data,
+                         GDestroyNotify  user_data_free,
+                         GabFutureFlags  flags)
 {
   g_autoptr(GError) error = NULL;
   PyObject *loop = NULL, *future = NULL, *context = NULL, *ret;
@@ -609,6 +743,15 @@ gab_future_into_py (GabStartFunc    start,
                        "gab_future_into_py: start and finish must not be NULL");
       return NULL;
     }
+  if ((flags & ~GAB_FUTURE_CANCEL_WAITS) != 0)
+    {
+      if (user_data_free != NULL)
+        user_data_free (user_data);
+      PyErr_Format (PyExc_ValueError,
+                    "gab_future_into_py_full: unknown flags 0x%x",
+                    (unsigned) (flags & ~GAB_FUTURE_CANCEL_WAITS));
+      return NULL;
+    }
 
   op = g_new0 (Op, 1);
   g_atomic_ref_count_init (&op->ref_count);     /* this function's, then the runtime side's */
@@ -619,6 +762,7 @@ gab_future_into_py (GabStartFunc    start,
   op->finish = finish;
   op->user_data = user_data;
   op->user_data_free = user_data_free;
+  op->flags = flags;
 
   if (!gab_python_ensure ())
     goto fail;
@@ -656,7 +800,7 @@ gab_future_into_py (GabStartFunc    start,
   op->locals = gab_task_locals_new_for_queue (queue, context);
   op->cancellable = g_cancellable_new ();
 
-  future = PyObject_CallMethodNoArgs (loop, gab_py.s_create_future);
+  future = op_future_new (loop, flags);
   if (future == NULL)
     goto fail;
 
@@ -675,6 +819,19 @@ gab_future_into_py (GabStartFunc    start,
       goto fail;
     Py_DECREF (ret);
   }
+  if (flags & GAB_FUTURE_CANCEL_WAITS)
+    {
+      /* The future holds the handle (so the Op) through this bound
+       * method until op_release_python() clears it. */
+      PyObject *request = PyObject_GetAttrString ((PyObject *) handle, "_request_cancel");
+
+      if (request == NULL || PyObject_SetAttr (future, s_request_cancel, request) < 0)
+        {
+          Py_XDECREF (request);
+          goto fail;
+        }
+      Py_DECREF (request);
+    }
   /* The Op holds both until it lets go of the Python side. */
   op->handle = (PyObject *) g_steal_pointer (&handle);
   op->future = Py_NewRef (future);
@@ -713,73 +870,4 @@ fail:
   Py_XDECREF (loop);
   op_unref (op);
   return NULL;
-}
-
-/**
- * gab_future_set_owner:
- * @future: a pending future returned by gab_future_into_py()
- * @owner: what Python code awaits instead of @future: an awaitable of the
- *   binding that completes from @future's done callback
- *
- * For bindings that hand out an object of their own in place of the
- * bridge's future (as `gasyncbridge.gio.Operation` does). The bridge then
- * holds @owner while the operation runs, so that a task awaiting it stays
- * alive even if nothing else references the task, and keeps it until the
- * done callbacks of @future have run. It judges by @owner whether the
- * outcome is still wanted: the operation is cancelled when @owner is
- * dropped (only the bridge references it, and it has no done callbacks).
- * Hold only a weak reference to @owner from @future's callback, or it is
- * never seen dropped.
- *
- * Call with the GIL, once, right after gab_future_into_py().
- *
- * Returns: %TRUE, or %FALSE with a Python exception set: TypeError if
- *   @future is not a pending future of gab_future_into_py(), ValueError if
- *   it has an owner already
- *
- * Since: 0.1
- */
-gboolean
-gab_future_set_owner (PyObject *future,
-                      PyObject *owner)
-{
-  PyObject *callbacks;
-  Op *op = NULL;
-
-  g_return_val_if_fail (future != NULL, FALSE);
-  g_return_val_if_fail (owner != NULL, FALSE);
-  g_return_val_if_fail (GAB_GIL_HELD (), FALSE);
-
-  if (!gab_python_ensure ())
-    return FALSE;
-  /* The Op is found through its handle among the future's callbacks. */
-  callbacks = owner != future ? PyObject_GetAttr (future, gab_py.s_callbacks) : NULL;
-  PyErr_Clear ();
-  if (callbacks != NULL && PyList_Check (callbacks))
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE (callbacks) && op == NULL; i++)
-      {
-        PyObject *entry = PyList_GET_ITEM (callbacks, i);
-        PyObject *callback = PyTuple_Check (entry) && PyTuple_GET_SIZE (entry) > 0
-                             ? PyTuple_GET_ITEM (entry, 0) : entry;
-
-        if (Py_IS_TYPE (callback, &OpHandle_Type)
-            && ((OpHandle *) callback)->op->future == future)
-          op = ((OpHandle *) callback)->op;
-      }
-  Py_XDECREF (callbacks);
-  if (op == NULL)
-    {
-      PyErr_SetString (PyExc_TypeError,
-                       "gab_future_set_owner: not a pending future of "
-                       "gab_future_into_py(), or the owner is the future itself");
-      return FALSE;
-    }
-  if (op->owner != NULL)
-    {
-      PyErr_SetString (PyExc_ValueError,
-                       "gab_future_set_owner: the future has an owner already");
-      return FALSE;
-    }
-  op->owner = Py_NewRef (owner);
-  return TRUE;
 }

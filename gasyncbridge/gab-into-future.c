@@ -24,6 +24,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-private.h"
+#include "gab-asyncio-private.h"
 
 typedef struct _Await Await;
 struct _Await
@@ -482,7 +483,7 @@ await_let_go_of_task (Await *self)
       Py_XDECREF (ret);
     }
   if (self->own_task)
-    PyObject_SetAttrString (task, "_log_destroy_pending", Py_False);
+    gab_asyncio_task_forget_quietly (task);
   PyErr_Clear ();
   Py_DECREF (task);
 }

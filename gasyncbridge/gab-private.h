@@ -56,7 +56,7 @@ typedef struct
   PyObject *s_call_soon_threadsafe;
   PyObject *s_call_later;
   PyObject *s_call_soon;
-  PyObject *s_callbacks;        /* "_callbacks" of asyncio.Future */
+  PyObject *s_callbacks;        /* "_callbacks": gab-asyncio-private.c only */
   PyObject *kw_context;         /* ("context",) */
   PyObject *kw_loop;            /* ("loop",) */
 } GabPy;

@@ -250,32 +250,124 @@ def test_dropped_future_cancels_its_operation(run):
     run(main)
 
 
-def test_future_owner_is_held_and_judged(run):
-    """gab_future_set_owner(): the bridge holds the owner while the
-    operation runs and cancels the operation when the owner is dropped, not
-    when the future is; a second owner, or a future the bridge did not
-    make, is refused with a clear error, and the bridge still works."""
+# ---- GAB_FUTURE_CANCEL_WAITS: futures whose cancel() waits for GIO ----------
+
+WAITS = tm.FUTURE_CANCEL_WAITS
+
+
+def test_cancel_waits_until_the_operation_reports_back(run):
+    """cancel() returns True, asks GIO to stop (on the runtime thread), and
+    the future stays pending until the operation has reported back; then
+    it is cancelled with cancel()'s message, whatever GIO came to."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        fut = tm.gated(WAITS)
+        assert isinstance(fut, asyncio.Future)
+        assert isinstance(fut, gasyncbridge.gio.Operation)
+        assert await loop.run_in_executor(None, tm.gated_wait, False, 10)
+        assert fut.cancel("enough") is True
+        assert await loop.run_in_executor(None, tm.gated_wait, True, 10)
+        assert not fut.done()            # GIO was asked, has not answered
+        assert fut.cancel("again") is True
+        assert tm.gated_finish(False)    # GIO succeeded after all: still a cancel
+        with pytest.raises(asyncio.CancelledError) as excinfo:
+            await fut
+        assert excinfo.value.args == ("enough",)
+        assert fut.cancelled()
+        assert await tm.ready("still works") == "still works"
+
+    run(main)
+
+
+def test_without_cancel_waits_cancel_is_at_once(run):
+    """The flags-0 future is a plain one: cancel() completes it at once."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        fut = tm.gated(0)
+        assert not isinstance(fut, gasyncbridge.gio.Operation)
+        assert await loop.run_in_executor(None, tm.gated_wait, False, 10)
+        assert fut.cancel() is True
+        assert fut.cancelled()
+        assert await loop.run_in_executor(None, tm.gated_wait, True, 10)
+        assert tm.gated_finish(False)
+
+    run(main)
+
+
+def test_cancel_waits_gio_cancelled_is_a_cancel(run):
+    """G_IO_ERROR_CANCELLED without cancel() cancels the future too."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        fut = tm.gated(WAITS)
+        assert await loop.run_in_executor(None, tm.gated_wait, False, 10)
+        assert tm.gated_finish(True)
+        with pytest.raises(asyncio.CancelledError):
+            await fut
+        assert fut.cancelled()
+
+    run(main)
+
+
+def test_cancel_waits_finished_cancel_is_false(run):
+    """cancel() of a finished operation returns False and changes nothing."""
+    async def main():
+        fut = tm.ready_flags("done", WAITS)
+        assert await fut == "done"
+        assert fut.cancel() is False
+        assert fut.result() == "done" and not fut.cancelled()
+
+    run(main)
+
+
+def test_cancel_waits_dropped_future_cancels_its_operation(run):
+    """A pending Operation that Python drops still cancels its operation."""
     async def main():
         loop = asyncio.get_running_loop()
         before = tm.stats()
-        fut = tm.never()
-        owner = loop.create_future()
-        tm.set_owner(fut, owner)
-        with pytest.raises(ValueError, match="owner already"):
-            tm.set_owner(fut, loop.create_future())
-        with pytest.raises(TypeError, match="not a pending future"):
-            tm.set_owner(loop.create_future(), owner)
-        with pytest.raises(TypeError):
-            tm.set_owner(fut, fut)
+        fut = tm.never_flags(WAITS)
         alive = weakref.ref(fut)
-        del fut          # the future alone dropped: the owner still wants it
-        assert not await loop.run_in_executor(None, tm.wait_never_finished,
-                                              before["never_finished"] + 1, 0.3)
-        assert alive() is not None
-        del owner        # now nobody does
+        del fut
         assert await loop.run_in_executor(None, tm.wait_never_finished,
                                           before["never_finished"] + 1, 10)
+        await _runtime_sync_point()
+        gc.collect()
+        assert alive() is None
         assert await tm.ready("still works") == "still works"
+
+    run(main)
+
+
+def test_cancel_waits_unreferenced_task_completes(run):
+    """A task that nobody references, awaiting an Operation, is kept alive
+    by the bridge and completes (gc.collect() meanwhile)."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        finished = asyncio.Event()
+        results = []
+
+        async def waiter():
+            results.append(await tm.gated(WAITS))
+            finished.set()
+
+        task = loop.create_task(waiter())
+        alive = weakref.ref(task)
+        del task
+        assert await loop.run_in_executor(None, tm.gated_wait, False, 10)
+        gc.collect()
+        assert alive() is not None
+        assert tm.gated_finish(False)
+        await finished.wait()
+        assert results == [None]
+
+    run(main)
+
+
+def test_cancel_waits_bad_flags(run):
+    """Unknown flags: a ValueError naming them; the bridge stays usable."""
+    async def main():
+        with pytest.raises(ValueError, match="unknown flags 0x80"):
+            tm.ready_flags("x", 1 << 7)
+        assert await tm.ready_flags("ok", WAITS) == "ok"
 
     run(main)
 

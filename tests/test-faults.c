@@ -345,28 +345,29 @@ test_future_into_py_frees_user_data_on_failure (void)
 }
 
 static void
-test_future_set_owner_preconditions (void)
+test_future_into_py_full_bad_flags (void)
 {
-  PyObject *asyncio = PyImport_ImportModule ("asyncio");
-  PyObject *loop = PyObject_CallMethod (asyncio, "new_event_loop", NULL);
-  PyObject *plain = PyObject_CallMethod (loop, "create_future", NULL);
+  gint freed = 0;
+  PyObject *cls;
 
-  EXPECT_CRITICAL ("*gab_future_set_owner*future != NULL*",
-                   g_assert_false (gab_future_set_owner (NULL, Py_None)));
-  EXPECT_CRITICAL ("*gab_future_set_owner*owner != NULL*",
-                   g_assert_false (gab_future_set_owner (plain, NULL)));
-  /* A future the bridge did not make, and something not a future at all:
-   * a TypeError each, and nothing changed. */
-  g_assert_false (gab_future_set_owner (plain, Py_None));
-  g_assert_true (PyErr_ExceptionMatches (PyExc_TypeError));
+  /* Flags it does not know: ValueError, user_data freed, start never run. */
+  g_assert_null (gab_future_into_py_full (start_unused, finish_unused, &freed,
+                                          count_notify, 1 << 7));
+  g_assert_true (PyErr_ExceptionMatches (PyExc_ValueError));
   PyErr_Clear ();
-  g_assert_false (gab_future_set_owner (Py_None, plain));
-  g_assert_true (PyErr_ExceptionMatches (PyExc_TypeError));
+  g_assert_cmpint (freed, ==, 1);
+  /* Still usable: the known flag, with no running loop, is a RuntimeError. */
+  g_assert_null (gab_future_into_py_full (start_unused, finish_unused, &freed,
+                                          count_notify, GAB_FUTURE_CANCEL_WAITS));
+  g_assert_true (PyErr_ExceptionMatches (PyExc_RuntimeError));
   PyErr_Clear ();
-  Py_DECREF (plain);
-  Py_XDECREF (PyObject_CallMethod (loop, "close", NULL));
-  Py_DECREF (loop);
-  Py_DECREF (asyncio);
+  g_assert_cmpint (freed, ==, 2);
+  /* The class of such futures is a Future subclass of gasyncbridge.gio. */
+  cls = gab_future_get_operation_class ();
+  g_assert_nonnull (cls);
+  g_assert_true (PyType_Check (cls));
+  g_assert_cmpstr (((PyTypeObject *) cls)->tp_name, ==, "Operation");
+  g_assert_true (gab_future_get_operation_class () == cls);
 }
 
 /* ---- preconditions: loops, main ------------------------------------------- */
@@ -546,7 +547,8 @@ typedef struct
 /* Every public function documented to need the GIL. */
 static const GilProbe gil_probes[] = {
   { "gab_future_into_py", FALSE },
-  { "gab_future_set_owner", FALSE },
+  { "gab_future_into_py_full", FALSE },
+  { "gab_future_get_operation_class", FALSE },
   { "gab_into_future_async", FALSE },
   { "gab_into_future_finish", FALSE },
   { "gab_error_set_from_python", FALSE },
@@ -600,8 +602,10 @@ gil_probe_child (const char *name)
 #define IS(n) g_str_equal (name, n)
   if (IS ("gab_future_into_py"))
     gab_future_into_py (start_unused, finish_unused, NULL, NULL);
-  else if (IS ("gab_future_set_owner"))
-    gab_future_set_owner (loop, loop);
+  else if (IS ("gab_future_into_py_full"))
+    gab_future_into_py_full (start_unused, finish_unused, NULL, NULL, GAB_FUTURE_CANCEL_WAITS);
+  else if (IS ("gab_future_get_operation_class"))
+    gab_future_get_operation_class ();
   else if (IS ("gab_into_future_async"))
     gab_into_future_async (coro, NULL, dummy_ready, NULL);
   else if (IS ("gab_into_future_finish"))
@@ -1075,7 +1079,7 @@ main (int    argc,
                    test_into_future_and_call_preconditions);
   g_test_add_func ("/faults/preconditions/future-into-py-frees-user-data",
                    test_future_into_py_frees_user_data_on_failure);
-  g_test_add_func ("/faults/preconditions/future-set-owner", test_future_set_owner_preconditions);
+  g_test_add_func ("/faults/preconditions/future-into-py-full-flags", test_future_into_py_full_bad_flags);
   g_test_add_func ("/faults/preconditions/loop-and-main", test_loop_and_main_preconditions);
   g_test_add_func ("/faults/preconditions/streams", test_stream_preconditions);
   g_test_add_func ("/faults/preconditions/harness", test_harness_preconditions);

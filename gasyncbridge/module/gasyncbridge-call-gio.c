@@ -91,6 +91,7 @@ typedef struct
   PyObject *finish_name;
   PyObject *finish_static;   /* a function's finish; NULL for methods */
   gboolean  is_method;
+  GCancellable *cancellable; /* the Gio.Cancellable's; NULL: it has none */
 
   /* runtime thread, GIL; then the loop thread */
   GTask    *task;
@@ -115,6 +116,7 @@ call_gio_free (gpointer data)
   Py_XDECREF (self->finish_static);
   Py_XDECREF (self->result);
   Py_XDECREF (self->exception);
+  g_clear_object (&self->cancellable);
   g_free (self);
 }
 
@@ -186,6 +188,13 @@ static PyMethodDef call_gio_ready_def = {
 };
 
 static void
+call_gio_forward_cancel (GCancellable *bridge_cancellable,
+                         gpointer      cancellable)
+{
+  g_cancellable_cancel (cancellable);
+}
+
+static void
 call_gio_start (GCancellable        *cancellable,
                 GAsyncReadyCallback  callback,
                 gpointer             callback_data,
@@ -195,6 +204,12 @@ call_gio_start (GCancellable        *cancellable,
   PyGILState_STATE state;
   PyObject *ret;
 
+  /* The method watches the Gio.Cancellable made for it; the bridge's
+   * (Operation.cancel(), the future dropped, shutdown) is passed on. The
+   * handler's reference goes with the bridge's cancellable. */
+  if (self->cancellable != NULL)
+    g_cancellable_connect (cancellable, G_CALLBACK (call_gio_forward_cancel),
+                           g_object_ref (self->cancellable), g_object_unref);
   self->task = g_task_new (NULL, NULL, callback, callback_data);
   /* The user asked for Python to run here: the method call itself. */
   state = PyGILState_Ensure ();
@@ -573,15 +588,17 @@ gab_module_call_gio (PyObject        *module,
             PyErr_SetString (PyExc_RuntimeError, "call_gio: Gio.Cancellable without a GCancellable");
           goto fail;
         }
-      g_object_ref (cancellable);
+      self->cancellable = g_object_ref (cancellable);
     }
   else if (!ensure_gi_types ())
     PyErr_Clear ();   /* only for mapping GLib.Error; not fatal */
   Py_DECREF (name);
-  /* Without a cancellable the operation cannot be stopped; the Operation
-   * then drops the result when cancelled. */
-  return gab_module_operation_new (call_gio_start, call_gio_finish, self,
-                                   call_gio_free, cancellable);
+  /* Without a cancellable the operation cannot be stopped, so a cancel
+   * cannot wait for it: a plain future drops the result at once. */
+  return gab_future_into_py_full (call_gio_start, call_gio_finish, self,
+                                  call_gio_free,
+                                  cancellable != NULL ? GAB_FUTURE_CANCEL_WAITS
+                                                      : GAB_FUTURE_NONE);
 
 fail:
   Py_XDECREF (callback);

@@ -129,8 +129,9 @@ gab_module_replace_contents (PyObject *self,
   PyBuffer_Release (&view);
   replace->etag = g_strdup (etag);
   replace->make_backup = make_backup;
-  return gab_module_operation_new (replace_start, replace_finish, replace,
-                                   replace_free, g_cancellable_new ());
+  return gab_future_into_py_full (replace_start, replace_finish, replace,
+                                  replace_free,
+                                  GAB_FUTURE_CANCEL_WAITS);
 }
 
 /* ---- query_info ------------------------------------------------------- */
@@ -513,8 +514,9 @@ gab_module_query_info (PyObject *self,
   query->file = file;
   query->attributes = attrs;
   query->flags = follow ? G_FILE_QUERY_INFO_NONE : G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS;
-  return gab_module_operation_new (query_info_start, query_info_finish, query,
-                                   query_info_free, g_cancellable_new ());
+  return gab_future_into_py_full (query_info_start, query_info_finish, query,
+                                  query_info_free,
+                                  GAB_FUTURE_CANCEL_WAITS);
 }
 
 /* ---- list_dir: the enumerator, in batches ----------------------------- */
@@ -701,8 +703,9 @@ gab_module_list_dir (PyObject *self,
   list = g_new0 (ListDir, 1);
   list->file = file;
   list->as_bytes = as_bytes;
-  return gab_module_operation_new (list_dir_start, list_dir_finish, list,
-                                   list_dir_free, g_cancellable_new ());
+  return gab_future_into_py_full (list_dir_start, list_dir_finish, list,
+                                  list_dir_free,
+                                  GAB_FUTURE_CANCEL_WAITS);
 }
 
 /* ---- copy, with throttled progress ------------------------------------ */
@@ -1060,8 +1063,8 @@ gab_module_copy (PyObject *self,
         }
       Py_DECREF (key);
     }
-  return gab_module_operation_new (copy_start, copy_finish, copy, copy_free,
-                                   g_cancellable_new ());
+  return gab_future_into_py_full (copy_start, copy_finish, copy, copy_free,
+                                  GAB_FUTURE_CANCEL_WAITS);
 }
 
 /* gasyncbridge.gio._copy_progress (id, current, total): called on the loop

@@ -17,9 +17,10 @@
  *      convert the result to Python. A GError returned from here becomes
  *      the mapped exception (FileNotFoundError, ...) with .domain and .code.
  *
- * gab_future_into_py() glues the three. Here it is wrapped by
- * gab_module_operation_new(), because these operations have cleanup to do
- * when they are cancelled (remove a partial file, kill and reap a child).
+ * gab_future_into_py() glues the three. Here it is
+ * gab_future_into_py_full() with GAB_FUTURE_CANCEL_WAITS, because these
+ * operations have cleanup to do when they are cancelled (remove a partial
+ * file, kill and reap a child).
  * A plain bridge future is cancelled at once, so the awaiting task would
  * see CancelledError while GIO is still cleaning up; an Operation's
  * cancel() only asks GIO to stop, and the future completes, cancelled, when
@@ -82,7 +83,7 @@ gab_module_gio_new (void)
 
   if (module == NULL)
     return NULL;
-  operation_type = gab_module_operation_type ();
+  operation_type = gab_future_get_operation_class ();
   if (!gab_module_files_init ()
       || operation_type == NULL
       || PyModule_AddObject (module, "Operation", Py_NewRef (operation_type)) < 0)

@@ -19,23 +19,6 @@ PyObject *gab_module_call_gio (PyObject        *self,
  * the method table of gasyncbridge-module.c. */
 extern const char gab_module_call_gio_doc[];
 
-/* GIL, on a running loop: like gab_future_into_py(), but the result is a
- * `gasyncbridge.gio.Operation`, an asyncio.Future whose cancel() asks GIO
- * to stop and completes (cancelled) only once the operation has reported
- * back, so its cleanup is done when the awaiting task sees CancelledError.
- *
- * @cancellable (transfer full) is the one @start receives and must give to
- * GIO; Operation.cancel() cancels it on the runtime thread, and so does the
- * bridge's own cancellable (future collected, runtime shut down). Pass
- * %NULL when the operation has no cancellable of its own: then cancel()
- * drops the result at once, as a plain bridge future does, and @start
- * gets the bridge's cancellable. */
-PyObject *gab_module_operation_new (GabStartFunc    start,
-                                    GabFinishFunc   finish,
-                                    gpointer        user_data,
-                                    GDestroyNotify  user_data_free,
-                                    GCancellable   *cancellable);
-
 /* ---- gasyncbridge-args.c: arguments as plain C data. @what names the
  * argument in messages ("communicate: argv"). GIL; NULL with TypeError or
  * ValueError set. */
@@ -60,7 +43,6 @@ gchar   **gab_module_parse_argv      (PyObject    *argv,
 
 /* ---- gasyncbridge-operation.c, -files.c, -subprocess.c, -resolve.c:
  * the functions of `gio` and what gasyncbridge-gio.c needs of them. */
-PyObject *gab_module_operation_type  (void);   /* borrowed; NULL + exception */
 /* Runtime thread: complete *@task_slot with the error kept in *@error_slot,
  * or with success; both slots are emptied. For operations of several
  * steps, which keep their first error until the last step. */

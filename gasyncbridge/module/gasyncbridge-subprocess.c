@@ -546,8 +546,9 @@ gab_module_communicate (PyObject *self,
       if (comm->envp == NULL)
         goto fail;
     }
-  return gab_module_operation_new (communicate_start, communicate_finish, comm,
-                                   communicate_free, g_cancellable_new ());
+  return gab_future_into_py_full (communicate_start, communicate_finish, comm,
+                                  communicate_free,
+                                  GAB_FUTURE_CANCEL_WAITS);
 
 fail:
   communicate_free (comm);

@@ -53,14 +53,39 @@ typedef PyObject *(*GabFinishFunc) (GObject             *source_object,
                                     gpointer             user_data,
                                     GError             **error);
 
-GAB_EXTERN
-PyObject *gab_future_into_py (GabStartFunc    start,
-                              GabFinishFunc   finish,
-                              gpointer        user_data,
-                              GDestroyNotify  user_data_free);
+/**
+ * GabFutureFlags:
+ * @GAB_FUTURE_NONE: a plain `asyncio.Future`: cancel() completes it at
+ *   once and the operation is asked to stop in the background
+ * @GAB_FUTURE_CANCEL_WAITS: the future is a `gasyncbridge.gio.Operation`:
+ *   cancel() asks GIO to stop and returns %TRUE, and the future completes,
+ *   cancelled, once the operation has reported back, as `Task.cancel()`
+ *   does; so its cleanup is done when an awaiting task sees CancelledError
+ *
+ * How the future of gab_future_into_py_full() behaves.
+ *
+ * Since: 0.1
+ */
+typedef enum /*< flags >*/
+{
+  GAB_FUTURE_NONE         = 0,
+  GAB_FUTURE_CANCEL_WAITS = 1 << 0,
+} GabFutureFlags;
 
 GAB_EXTERN
-gboolean  gab_future_set_owner (PyObject *future,
-                                PyObject *owner);
+PyObject *gab_future_into_py      (GabStartFunc    start,
+                                   GabFinishFunc   finish,
+                                   gpointer        user_data,
+                                   GDestroyNotify  user_data_free);
+
+GAB_EXTERN
+PyObject *gab_future_into_py_full (GabStartFunc    start,
+                                   GabFinishFunc   finish,
+                                   gpointer        user_data,
+                                   GDestroyNotify  user_data_free,
+                                   GabFutureFlags  flags);
+
+GAB_EXTERN
+PyObject *gab_future_get_operation_class (void);
 
 G_END_DECLS

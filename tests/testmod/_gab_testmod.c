@@ -132,18 +132,126 @@ t_never (PyObject *self,
   return gab_future_into_py (never_start, never_finish, NULL, NULL);
 }
 
-/* set_owner(future, owner): gab_future_set_owner(), None or the error. */
+/* ready_flags(value, flags), never_flags(flags): ready() and never() made
+ * by gab_future_into_py_full() with @flags. */
 static PyObject *
-t_set_owner (PyObject *self,
-             PyObject *args)
+t_ready_flags (PyObject *self,
+               PyObject *args)
 {
-  PyObject *future, *owner;
+  PyObject *value;
+  unsigned int flags;
 
-  if (!PyArg_ParseTuple (args, "OO", &future, &owner))
+  if (!PyArg_ParseTuple (args, "OI", &value, &flags))
     return NULL;
-  if (!gab_future_set_owner (future, owner))
+  return gab_future_into_py_full (ready_start, ready_finish, Py_NewRef (value),
+                                  decref, flags);
+}
+
+static PyObject *
+t_never_flags (PyObject *self,
+               PyObject *args)
+{
+  unsigned int flags;
+
+  if (!PyArg_ParseTuple (args, "I", &flags))
     return NULL;
-  Py_RETURN_NONE;
+  return gab_future_into_py_full (never_start, never_finish, NULL, NULL, flags);
+}
+
+/* ---- gated(flags): reports back only when the test says so ------------ */
+
+static GMutex  gated_lock;
+static GCond   gated_cond;
+static GTask  *gated_task;          /* the pending one, or NULL */
+static gboolean gated_cancelled;    /* its cancellable was cancelled */
+
+static void
+gated_on_cancel (GCancellable *cancellable,
+                 gpointer      data)
+{
+  g_mutex_lock (&gated_lock);
+  gated_cancelled = TRUE;
+  g_cond_broadcast (&gated_cond);
+  g_mutex_unlock (&gated_lock);
+}
+
+static void
+gated_start (GCancellable        *cancellable,
+             GAsyncReadyCallback  callback,
+             gpointer             callback_data,
+             gpointer             user_data)
+{
+  GTask *task = g_task_new (NULL, cancellable, callback, callback_data);
+
+  /* Not cancelled by GIO: the test decides what the operation comes to. */
+  g_task_set_check_cancellable (task, FALSE);
+  g_mutex_lock (&gated_lock);
+  gated_task = task;
+  gated_cancelled = FALSE;
+  g_cond_broadcast (&gated_cond);
+  g_mutex_unlock (&gated_lock);
+  g_cancellable_connect (cancellable, G_CALLBACK (gated_on_cancel), NULL, NULL);
+}
+
+static PyObject *
+t_gated (PyObject *self,
+         PyObject *args)
+{
+  unsigned int flags;
+
+  if (!PyArg_ParseTuple (args, "I", &flags))
+    return NULL;
+  return gab_future_into_py_full (gated_start, never_finish, NULL, NULL, flags);
+}
+
+/* gated_wait(cancelled, timeout): until a gated operation has started (and,
+ * if @cancelled, its cancellable was cancelled); False on timeout. */
+static PyObject *
+t_gated_wait (PyObject *self,
+              PyObject *args)
+{
+  int cancelled;
+  double timeout;
+  gboolean reached;
+  gint64 deadline;
+
+  if (!PyArg_ParseTuple (args, "pd", &cancelled, &timeout))
+    return NULL;
+  Py_BEGIN_ALLOW_THREADS
+  deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
+  g_mutex_lock (&gated_lock);
+  while (!(gated_task != NULL && (gated_cancelled || !cancelled))
+         && g_cond_wait_until (&gated_cond, &gated_lock, deadline))
+    ;
+  reached = gated_task != NULL && (gated_cancelled || !cancelled);
+  g_mutex_unlock (&gated_lock);
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong (reached);
+}
+
+/* gated_finish(cancelled): the gated operation reports back: success, or
+ * G_IO_ERROR_CANCELLED. False if none is pending. */
+static PyObject *
+t_gated_finish (PyObject *self,
+                PyObject *args)
+{
+  int cancelled;
+  GTask *task;
+
+  if (!PyArg_ParseTuple (args, "p", &cancelled))
+    return NULL;
+  g_mutex_lock (&gated_lock);
+  task = g_steal_pointer (&gated_task);
+  g_mutex_unlock (&gated_lock);
+  if (task == NULL)
+    Py_RETURN_FALSE;
+  /* GTask calls back in the runtime thread's context, not here. */
+  if (cancelled)
+    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "gated: cancelled");
+  else
+    g_task_return_boolean (task, TRUE);
+  g_object_unref (task);
+  Py_RETURN_TRUE;
 }
 
 /* wait_never_finished(n, timeout): True once n "never" operations have
@@ -717,7 +825,11 @@ static PyMethodDef methods[] = {
   { "slow", t_slow, METH_VARARGS, "slow(record, usec): a ready operation whose finish calls record() and busy-waits." },
   { "wait_slow_queued", t_wait_slow_queued, METH_VARARGS, "wait_slow_queued(n, timeout): until n slow() completions were queued." },
   { "stats", t_stats, METH_NOARGS, NULL },
-  { "set_owner", t_set_owner, METH_VARARGS, "gab_future_set_owner(future, owner)." },
+  { "ready_flags", t_ready_flags, METH_VARARGS, "ready(value) with GabFutureFlags." },
+  { "never_flags", t_never_flags, METH_VARARGS, "never() with GabFutureFlags." },
+  { "gated", t_gated, METH_VARARGS, "gated(flags): reports back on gated_finish()." },
+  { "gated_wait", t_gated_wait, METH_VARARGS, "gated_wait(cancelled, timeout)." },
+  { "gated_finish", t_gated_finish, METH_VARARGS, "gated_finish(cancelled)." },
   { "wait_never_finished", t_wait_never_finished, METH_VARARGS,
     "wait_never_finished(n, timeout): until n never() operations ended; False on timeout." },
   { "fail", t_fail, METH_VARARGS, "An operation failing with GError(domain, code, message)." },
@@ -741,5 +853,10 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__gab_testmod (void)
 {
-  return PyModule_Create (&module_def);
+  PyObject *module = PyModule_Create (&module_def);
+
+  if (module != NULL
+      && PyModule_AddIntConstant (module, "FUTURE_CANCEL_WAITS", GAB_FUTURE_CANCEL_WAITS) < 0)
+    Py_CLEAR (module);
+  return module;
 }
