@@ -32,7 +32,9 @@
  * gab_future_into_py() is how a binding makes a C asynchronous operation
  * awaitable: a #GabStartFunc starts it on the runtime thread, a
  * #GabFinishFunc turns its result into a Python value on the loop thread.
- * Cancelling the future cancels the operation's #GCancellable. The guide's
+ * Cancelling the future cancels the operation's #GCancellable; with
+ * %GAB_FUTURE_CANCEL_WAITS (gab_future_into_py_full()) the future completes
+ * only once the operation has reported back. The guide's
  * chapter "Awaiting GIO in Python" walks through a whole binding.
  */
 
