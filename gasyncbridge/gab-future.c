@@ -101,6 +101,7 @@ static PyTypeObject OpHandle_Type;
 /* GIL: gasyncbridge.gio.Operation, made once from python/_operation.py. */
 static PyObject *operation_class;
 static PyObject *s_request_cancel;   /* "_gab_request_cancel" */
+static PyObject *s_cancel_now;       /* "_gab_cancel_now" */
 
 static Op *
 op_ref (Op *op)
@@ -377,8 +378,8 @@ op_cancel_future_now (PyObject *future,
 {
   PyObject *ret;
 
-  ret = PyObject_CallMethod (future, "_gab_cancel_now", "O",
-                             msg != NULL ? msg : Py_None);
+  /* One argument whatever it is (a tuple too). */
+  ret = PyObject_CallMethodOneArg (future, s_cancel_now, msg != NULL ? msg : Py_None);
   if (ret == NULL)
     set_future_exception (future, NULL);
   Py_XDECREF (ret);
@@ -661,7 +662,9 @@ gab_future_get_operation_class (void)
     return NULL;
   if (s_request_cancel == NULL)
     s_request_cancel = PyUnicode_InternFromString ("_gab_request_cancel");
-  if (s_request_cancel == NULL)
+  if (s_cancel_now == NULL)
+    s_cancel_now = PyUnicode_InternFromString ("_gab_cancel_now");
+  if (s_request_cancel == NULL || s_cancel_now == NULL)
     return NULL;
   /* The module that exports it, for its __module__ and tracebacks. */
   globals = gab_py_run_file (&gab_py_source_operation, "gasyncbridge.gio", NULL);

@@ -274,6 +274,15 @@ def test_cancel_waits_until_the_operation_reports_back(run):
             await fut
         assert excinfo.value.args == ("enough",)
         assert fut.cancelled()
+        # A message that is a tuple stays one argument.
+        fut = tm.gated(WAITS)
+        assert await loop.run_in_executor(None, tm.gated_wait, False, 10)
+        assert fut.cancel(("a", "b")) is True
+        assert await loop.run_in_executor(None, tm.gated_wait, True, 10)
+        assert tm.gated_finish(False)
+        with pytest.raises(asyncio.CancelledError) as excinfo:
+            await fut
+        assert excinfo.value.args == (("a", "b"),)
         assert await tm.ready("still works") == "still works"
 
     run(main)
