@@ -152,15 +152,15 @@ op_release_python (Op *op)
   gab_loop_watch_remove (&op->watch);
   if (op->future != NULL && (op->flags & GAB_FUTURE_CANCEL_WAITS))
     {
-      PyObject *type, *value, *tb;
+      PyObject *raised;
 
       /* From now on a cancel() of a future still pending (its loop
        * closed) happens at once; and the future no longer keeps the Op
        * alive through the handle. */
-      PyErr_Fetch (&type, &value, &tb);
+      raised = PyErr_GetRaisedException ();
       if (PyObject_SetAttr (op->future, s_request_cancel, Py_None) < 0)
         PyErr_Clear ();
-      PyErr_Restore (type, value, tb);
+      PyErr_SetRaisedException (raised);
     }
   Py_CLEAR (op->cancel_msg);
   Py_CLEAR (op->future);
