@@ -333,7 +333,7 @@ set_future_exception (PyObject *future,
   PyObject *ret = NULL, *wrapper;
 
   if (exception != NULL)
-    ret = PyObject_CallMethodOneArg (future, gab_py.s_set_exception, exception);
+    ret = gab_py_future_complete (future, gab_py.s_set_exception, exception, NULL);
   if (ret != NULL)
     {
       Py_DECREF (ret);
@@ -349,7 +349,7 @@ set_future_exception (PyObject *future,
   if (wrapper != NULL && exception != NULL)
     PyException_SetCause (wrapper, Py_NewRef (exception));
   if (wrapper != NULL)
-    ret = PyObject_CallMethodOneArg (future, gab_py.s_set_exception, wrapper);
+    ret = gab_py_future_complete (future, gab_py.s_set_exception, wrapper, NULL);
   Py_XDECREF (wrapper);
   if (ret == NULL)
     {
@@ -366,10 +366,18 @@ set_future_error (PyObject     *future,
                   const GError *error)
 {
   PyObject *exception = gab_error_new_python_exception (error);
+  PyObject *type = NULL, *value = NULL, *tb = NULL;
 
+  /* A signal handler's exception (Ctrl-C) is kept for the loop; anything
+   * else becomes the wrapper of set_future_exception(). */
+  if (exception == NULL && PyErr_Occurred ()
+      && !PyErr_ExceptionMatches (PyExc_Exception))
+    PyErr_Fetch (&type, &value, &tb);
   PyErr_Clear ();
   set_future_exception (future, exception);
   Py_XDECREF (exception);
+  if (type != NULL)
+    PyErr_Restore (type, value, tb);
 }
 
 static void
@@ -411,7 +419,8 @@ op_done_run (GabLoopItem *item,
 
           if (value != NULL)
             {
-              ret = PyObject_CallMethodOneArg (future, gab_py.s_set_result, value);
+              ret = gab_py_future_complete (future, gab_py.s_set_result, value,
+                                            gab_loop_queue_get_loop (op->locals->queue));
               Py_DECREF (value);
             }
           else if (error != NULL)
@@ -442,7 +451,10 @@ op_done_run (GabLoopItem *item,
       Py_XDECREF (ret);
       op_hand_over_owner (op);
     }
-  if (PyErr_Occurred ())
+  /* Ctrl-C landing here reaches whoever runs the loop; anything else has
+   * nobody to go to. */
+  if (PyErr_Occurred ()
+      && !gab_py_interrupt_to_loop (alive ? gab_loop_queue_get_loop (op->locals->queue) : NULL))
     PyErr_WriteUnraisable (future != NULL ? future : Py_None);
   Py_XDECREF (future);
   /* The result has been used; the item's reference keeps @op meanwhile. */

@@ -67,18 +67,27 @@ static PyTypeObject AwaitHandle_Type;
 /* GIL: awaits started and not yet completed, for shutdown. */
 static GQueue running = G_QUEUE_INIT;
 
-/* The task body for coroutines. `done` is our handle. Exceptions are
- * handed over, not left in the task (nobody else looks at it), except the
- * ones asyncio and the coroutine protocol need to see: CancelledError,
- * KeyboardInterrupt, SystemExit, GeneratorExit. */
+/* The task body for coroutines. `done` is our handle. Every outcome is
+ * handed to C, BaseExceptions included, and none is left in the task
+ * (nobody else looks at it, and asyncio would log it as never retrieved),
+ * except CancelledError, which marks the task cancelled. KeyboardInterrupt
+ * and SystemExit also stop the loop, as they do from any asyncio task: they
+ * are raised again from a callback of the loop, so that they leave its
+ * run_until_complete() / run_forever() (asyncio.run(), gab_run(),
+ * gab_main()) the way asyncio's own tasks make them do. */
 static const char driver_source[] =
+  "import asyncio\n"
+  "def reraise(exc):\n"
+  "    raise exc\n"
   "async def awaited_by_c(coro, done):\n"
   "    try:\n"
   "        result = await coro\n"
   "    except BaseException as exc:\n"
   "        done(None, exc)\n"
-  "        if not isinstance(exc, Exception):\n"
+  "        if isinstance(exc, asyncio.CancelledError):\n"
   "            raise\n"
+  "        if isinstance(exc, (KeyboardInterrupt, SystemExit)):\n"
+  "            asyncio.get_running_loop().call_soon(reraise, exc)\n"
   "        return None\n"
   "    done(result, None)\n";
 
@@ -237,7 +246,16 @@ await_complete (Await    *self,
     error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
                                  "The Python awaitable was cancelled");
   else if (exception != NULL)
-    error = gab_error_from_exception (exception);
+    {
+      error = gab_error_from_exception (exception);
+      /* KeyboardInterrupt and SystemExit go on to stop the loop, whose
+       * shutdown cancels what remains; the C caller still hears of them,
+       * not of that cancellation. */
+      if (self->task != NULL
+          && (PyErr_GivenExceptionMatches (exception, PyExc_KeyboardInterrupt)
+              || PyErr_GivenExceptionMatches (exception, PyExc_SystemExit)))
+        g_task_set_check_cancellable (self->task, FALSE);
+    }
   else if (value == NULL)
     gab_error_set_from_python (&error);
   else if (self->want_variant && value != Py_None)

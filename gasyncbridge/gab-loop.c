@@ -185,6 +185,12 @@ wrap_main (PyObject *awaitable)
   return coro;
 }
 
+PyObject *
+gab_loop_wrap_main (PyObject *awaitable)
+{
+  return wrap_main (awaitable);
+}
+
 /* Calls @callable (@coro) and drops @coro. If the coroutine never started
  * (the loop was closed or running, say), it is closed, so that Python does
  * not warn about a coroutine of ours that was never awaited. */

@@ -107,6 +107,24 @@ PyObject *gab_py_running_loop      (void);
 /* GIL held: future.done(), with the C fast path. -1 on error. */
 int       gab_py_future_done       (PyObject *future);
 
+/* GIL: `future.METHOD (arg)` (set_result or set_exception) that loses
+ * nothing to a signal handler: if one raises (KeyboardInterrupt from
+ * Ctrl-C) while asyncio schedules the done callbacks, those it dropped are
+ * scheduled again and the exception is raised again from a callback of
+ * @loop (nullable: the future's), so it reaches the code that runs the
+ * loop. Returns like the call: a new reference, or NULL with an exception
+ * set when the future was not completed. */
+PyObject *gab_py_future_complete   (PyObject   *future,
+                                    PyObject   *method,
+                                    PyObject   *arg,
+                                    PyObject   *loop);
+
+/* GIL, with an exception set: if it is no Exception (KeyboardInterrupt,
+ * SystemExit from a signal handler), it is raised again from a callback of
+ * @loop (nullable: the running loop), where it reaches the code that runs
+ * the loop, and cleared: TRUE. FALSE leaves it set. */
+gboolean  gab_py_interrupt_to_loop (PyObject   *loop);
+
 /* A reference-counted box around one Python reference, so that the
  * reference can be shared and dropped from threads without the GIL. */
 typedef struct _GabPyRef GabPyRef;
@@ -258,6 +276,12 @@ void     gab_into_future_return     (GTask         *task,
                                      PyObject      *value,
                                      GVariant      *variant,
                                      GError        *error);
+
+/* ---- gab-loop.c ------------------------------------------------------- */
+
+/* GIL: a coroutine that runs @awaitable with its running loop as the
+ * default task locals (what gab_run() runs). New ref, or NULL + exception. */
+PyObject *gab_loop_wrap_main (PyObject *awaitable);
 
 /* ---- gab-error.c ------------------------------------------------------ */
 
