@@ -854,7 +854,7 @@ gab_streams_task_new (gpointer              self,
   GTask *task = NULL;
 
   *dispatch_queue = NULL;
-  if (Py_IsInitialized () && PyGILState_Check () && gab_python_ensure ())
+  if (GAB_GIL_HELD () && gab_python_ensure ())
     {
       PyObject *loop = gab_py_running_loop ();
       GabLoopQueue *queue = loop != NULL ? gab_loop_queue_get (loop) : NULL;
@@ -1044,7 +1044,7 @@ gab_async_iterator_new (PyObject  *aiterable,
 
   g_return_val_if_fail (aiterable != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  g_return_val_if_fail (Py_IsInitialized () && PyGILState_Check (), NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   if (!gab_python_ensure_error (error) || !gab_runtime_ensure (error))
     return NULL;

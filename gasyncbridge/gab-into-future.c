@@ -120,7 +120,8 @@ await_unref (Await *self)
 static void
 close_unused (PyObject *awaitable)
 {
-  if (awaitable != NULL && PyCoro_CheckExact (awaitable))
+  if (awaitable != NULL
+      && (PyCoro_CheckExact (awaitable) || gab_py_is_generator_coroutine (awaitable)))
     {
       PyObject *ret = PyObject_CallMethodNoArgs (awaitable, gab_py.s_close);
 
@@ -440,7 +441,7 @@ await_start (Await    *self,
     }
 
   await_register (self);
-  if (PyCoro_CheckExact (awaitable))
+  if (PyCoro_CheckExact (awaitable) || gab_py_is_generator_coroutine (awaitable))
     {
       /* The driver coroutine is the task's body; it holds the handle. */
       handle = PyObject_New (AwaitHandle, &AwaitHandle_Type);
@@ -621,7 +622,7 @@ gab_task_new_for_caller (GCancellable         *cancellable,
   GTask *task;
 
   *dispatch_queue = NULL;
-  if (Py_IsInitialized () && PyGILState_Check () && gab_python_ensure ())
+  if (GAB_GIL_HELD () && gab_python_ensure ())
     {
       PyObject *loop = gab_py_running_loop ();
       GabLoopQueue *queue = loop != NULL ? gab_loop_queue_get (loop) : NULL;
@@ -804,7 +805,7 @@ gab_into_future_async (PyObject            *awaitable,
 
   g_return_if_fail (awaitable != NULL);
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
-  g_return_if_fail (Py_IsInitialized () && PyGILState_Check ());
+  g_return_if_fail (GAB_GIL_HELD ());
 
   task = gab_task_new_for_caller (cancellable, callback, user_data,
                               gab_into_future_async, &dispatch_queue);
@@ -813,7 +814,7 @@ gab_into_future_async (PyObject            *awaitable,
   if (!gab_python_ensure_error (&error) || !gab_runtime_ensure (&error))
     goto fail;
   type = Py_TYPE (awaitable);
-  if (type->tp_as_async == NULL || type->tp_as_async->am_await == NULL)
+  if (!gab_py_is_awaitable (awaitable))
     {
       g_set_error (&error, GAB_ERROR, GAB_ERROR_NOT_AWAITABLE,
                    "An object of type '%s' is not awaitable", type->tp_name);

@@ -159,7 +159,7 @@ is_awaitable (PyObject *object)
 {
   PyTypeObject *type = Py_TYPE (object);
 
-  if (type->tp_as_async != NULL && type->tp_as_async->am_await != NULL)
+  if (gab_py_is_awaitable (object))
     return TRUE;
   PyErr_Format (PyExc_TypeError,
                 "gasyncbridge: an awaitable is required, not %s", type->tp_name);

@@ -22,8 +22,14 @@ Py_NewRef (PyObject *object)
 }
 #endif
 
-/* Precondition of functions documented to need the GIL. */
-#define GAB_GIL_HELD() (Py_IsInitialized () && PyGILState_Check ())
+/* Python is finalizing (Py_IsInitialized() is already FALSE then, but
+ * finalizers and atexit handlers still run Python code that may call us). */
+gboolean gab_py_finalizing (void);
+
+/* Precondition of functions documented to need the GIL. During
+ * finalization too: a finalizer calling the bridge gets a Python exception
+ * (the runtime is shut down by then), never a critical. */
+#define GAB_GIL_HELD() ((Py_IsInitialized () || gab_py_finalizing ()) && PyGILState_Check ())
 
 /* ---- gab-python.c: interpreter glue ---------------------------------- */
 
@@ -124,6 +130,12 @@ PyObject *gab_py_future_complete   (PyObject   *future,
  * @loop (nullable: the running loop), where it reaches the code that runs
  * the loop, and cleared: TRUE. FALSE leaves it set. */
 gboolean  gab_py_interrupt_to_loop (PyObject   *loop);
+
+/* GIL: what `await` accepts: an object with __await__, or a generator-
+ * based coroutine (types.coroutine). No exception set. */
+gboolean  gab_py_is_awaitable      (PyObject   *object);
+/* GIL: a generator made by a types.coroutine function. */
+gboolean  gab_py_is_generator_coroutine (PyObject *object);
 
 /* A reference-counted box around one Python reference, so that the
  * reference can be shared and dropped from threads without the GIL. */

@@ -19,6 +19,12 @@ py_is_finalizing (void)
 #endif
 }
 
+gboolean
+gab_py_finalizing (void)
+{
+  return py_is_finalizing ();
+}
+
 /* Python is usable from this process: initialized and not finalizing. */
 static gboolean
 py_usable (void)
@@ -331,9 +337,27 @@ python_init (void)
   return TRUE;
 }
 
+/* The bridge keeps Python objects in C globals (gab_py, its types, its
+ * helper functions) and hands them between threads: they belong to one
+ * interpreter, the main one. A sub-interpreter is refused, clearly, before
+ * it can see or make any of them; the main interpreter is unaffected. */
+static gboolean
+refuse_subinterpreter (void)
+{
+  if (G_LIKELY (PyInterpreterState_Get () == PyInterpreterState_Main ()))
+    return FALSE;
+  PyErr_SetString (PyExc_ImportError,
+                   "gasyncbridge works in the main interpreter only, not in a "
+                   "sub-interpreter: its state and its runtime thread are shared "
+                   "by the whole process");
+  return TRUE;
+}
+
 gboolean
 gab_python_ensure (void)
 {
+  if (refuse_subinterpreter ())
+    return FALSE;
   if (G_LIKELY (python_ready))
     return TRUE;
   if (!python_init ())
@@ -748,4 +772,33 @@ gab_py_interrupt_to_loop (PyObject *loop)
   Py_XDECREF (tb);
   PyErr_Clear ();
   return TRUE;
+}
+
+/* ---- what `await` accepts ---------------------------------------------- */
+
+gboolean
+gab_py_is_generator_coroutine (PyObject *object)
+{
+  PyObject *code, *flags;
+  long value = 0;
+
+  if (object == NULL || !PyGen_CheckExact (object))
+    return FALSE;
+  code = PyObject_GetAttrString (object, "gi_code");
+  flags = code != NULL ? PyObject_GetAttrString (code, "co_flags") : NULL;
+  if (flags != NULL)
+    value = PyLong_AsLong (flags);
+  Py_XDECREF (flags);
+  Py_XDECREF (code);
+  PyErr_Clear ();
+  return value != -1 && (value & CO_ITERABLE_COROUTINE) != 0;
+}
+
+gboolean
+gab_py_is_awaitable (PyObject *object)
+{
+  PyTypeObject *type = Py_TYPE (object);
+
+  return (type->tp_as_async != NULL && type->tp_as_async->am_await != NULL)
+         || gab_py_is_generator_coroutine (object);
 }

@@ -167,8 +167,8 @@ def run_script(source, timeout=60, watch=True, args=()):
         prelude = (f"import watchdog as _wd\n"
                    f"_wd.Watchdog({timeout - 5}, label='script').arm()\n")
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(source), *args],
-                          capture_output=True, text=True, timeout=timeout, env=script_env())
+    proc = watchdog.run([sys.executable, "-c", prelude + textwrap.dedent(source), *args],
+                        timeout, env=script_env())
     proc.elapsed = time.monotonic() - t0
     return proc
 
