@@ -327,10 +327,22 @@ gab_module_operation_new (GabStartFunc    start,
                           GDestroyNotify  user_data_free,
                           GCancellable   *cancellable)
 {
-  OperationData *data = g_new0 (OperationData, 1);
+  OperationData *data;
   PyObject *inner, *loop = NULL, *kwargs = NULL, *empty = NULL, *self = NULL;
   PyObject *capsule = NULL, *weakref = NULL, *callback = NULL, *ret;
+  GError *error = NULL;
 
+  /* In a child of fork(), GIO work may have nobody to run it. */
+  if (!gab_check_fork_child (&error))
+    {
+      if (user_data_free != NULL)
+        user_data_free (user_data);
+      g_clear_object (&cancellable);
+      gab_error_to_python (error);
+      g_error_free (error);
+      return NULL;
+    }
+  data = g_new0 (OperationData, 1);
   data->start = start;
   data->finish = finish;
   data->user_data = user_data;

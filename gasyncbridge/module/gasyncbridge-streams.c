@@ -79,6 +79,19 @@ PyDoc_STRVAR (open_read_doc,
 "asyncio.open_connection). path is a str, bytes or os.PathLike. A missing\n"
 "file raises FileNotFoundError.");
 
+/* In a child of fork(), GIO work may have nobody to run it: refuse it. */
+static gboolean
+check_fork_child (void)
+{
+  GError *error = NULL;
+
+  if (gab_check_fork_child (&error))
+    return TRUE;
+  gab_error_to_python (error);
+  g_error_free (error);
+  return FALSE;
+}
+
 static PyObject *
 gio_open_read (PyObject *self,
                PyObject *args,
@@ -91,6 +104,8 @@ gio_open_read (PyObject *self,
   GFile *file;
 
   if (!PyArg_ParseTupleAndKeywords (args, kwargs, "O|$n:open_read", kwlist, &path, &limit))
+    return NULL;
+  if (!check_fork_child ())
     return NULL;
   if (limit <= 0)
     return PyErr_Format (PyExc_ValueError, "open_read: limit must be > 0, not %zd", limit);
@@ -140,8 +155,11 @@ static PyObject *
 gio_open_write (PyObject *self,
                 PyObject *path)
 {
-  GFile *file = file_from_path (path);
+  GFile *file;
 
+  if (!check_fork_child ())
+    return NULL;
+  file = file_from_path (path);
   if (file == NULL)
     return NULL;
   return gab_future_into_py (open_write_start, open_write_finish, file, g_object_unref);
@@ -335,6 +353,8 @@ gio_spawn (PyObject *self,
 
   if (!PyArg_ParseTuple (args, "OiiiOOn", &argv_obj, &in_mode, &out_mode, &err_mode,
                          &cwd, &env, &limit))
+    return NULL;
+  if (!check_fork_child ())
     return NULL;
 
   if (in_mode == PIPE)

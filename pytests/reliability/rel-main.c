@@ -4,8 +4,11 @@
  *     rel-main FUNCTION [ARG]   awaits relmod.FUNCTION (ARG) through
  *                               gab_call_async(), with the program's
  *                               cancellable, and prints "result: VALUE"
- *     rel-main --iter FUNCTION  consumes the async iterator that
- *                               relmod.FUNCTION () returns, from C
+ *     rel-main --detach FUNCTION
+ *                               starts relmod.FUNCTION () without a
+ *                               cancellable and leaves it running: the
+ *                               program's task completes once relmod.ok ()
+ *                               has returned
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -39,11 +42,31 @@ called (GObject      *source,
 }
 
 static void
+detached (GObject      *source,
+          GAsyncResult *result,
+          gpointer      data)
+{
+  GError *error = NULL;
+  g_autoptr(GVariant) value = gab_call_finish (result, &error);
+
+  /* At exit, after the program's task is over: the bridge closed it. */
+  g_print ("detached call ended: %s\n", error != NULL ? error->message : "with a result");
+  g_clear_error (&error);
+}
+
+static void
 async_main (GTask  *task,
             int     argc,
             char  **argv)
 {
   GVariant *args;
+
+  if (argc == 3 && g_str_equal (argv[1], "--detach"))
+    {
+      gab_call_async ("relmod", argv[2], NULL, NULL, detached, NULL);
+      gab_call_async ("relmod", "ok", NULL, g_task_get_cancellable (task), called, task);
+      return;
+    }
 
   if (argc < 2)
     {
