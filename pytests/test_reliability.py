@@ -67,6 +67,9 @@ def child_env(kind="asyncio", tmp_path=None, **extra):
     env["PYTHONPATH"] = os.pathsep.join(paths + [HERE, TOOLS]
                                         + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.update({k: str(v) for k, v in extra.items()})
+    if env.get("ASAN_OPTIONS"):
+        # behaviour is checked here; leaks by the memcheck run and the C tests
+        env["ASAN_OPTIONS"] += ":detect_leaks=0"
     return env
 
 
@@ -307,8 +310,10 @@ else:
     loop = asyncio.new_event_loop()
 ack = threading.Event()
 done = threading.Event()
+go = threading.Event()
 resent = []
 def sender():
+    go.wait()
     rnd = random.Random(1)
     for i in range(SIGNALS):
         time.sleep(rnd.random() * 0.004)
@@ -327,6 +332,7 @@ async def one_round():
 tasks = []
 threading.Thread(target=sender, daemon=True).start()
 delivered = rounds = 0
+go.set()
 while True:
     try:
         if done.is_set():
@@ -349,8 +355,11 @@ print("sent", SIGNALS, "delivered", delivered, "resent", len(resent), "stuck", s
 """
 
 
-def test_ctrl_c_storm_with_1000_operations_in_flight(kind):
-    proc = run_script(STORM_SCRIPT, timeout=300, args=[kind, "300"])
+def test_ctrl_c_storm_with_1000_operations_in_flight():
+    """Stock asyncio only: uvloop itself does not survive a KeyboardInterrupt
+    raised inside its run loop (it then says "this event loop is already
+    running" for good)."""
+    proc = run_script(STORM_SCRIPT, timeout=300, args=["asyncio", "300"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     words = proc.stdout.split()
     sent, delivered, resent, stuck = (int(words[i]) for i in (1, 3, 5, 7))
@@ -448,7 +457,7 @@ if __name__ == "__main__":
         return len(await gio.load_contents(sys.executable)) > 0
     print("parent:", asyncio.run(parent()))
     ctx = multiprocessing.get_context(method)
-    with ctx.Pool(2) as pool:
+    with ctx.Pool(2, maxtasksperchild=1) as pool:   # a fresh child for each
         for result in pool.map(work, [sys.executable] * 4, chunksize=1):
             print(method, result)
 """
