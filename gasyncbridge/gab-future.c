@@ -546,10 +546,23 @@ op_watch_closed (GabLoopWatch *watch)
   op_abandon (G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Op, watch)));
 }
 
+static int
+op_watch_traverse (GabLoopWatch *watch,
+                   visitproc     visit,
+                   void         *arg)
+{
+  Op *op = G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Op, watch));
+
+  Py_VISIT (op->future);
+  Py_VISIT (op->owner);
+  return 0;
+}
+
 static const GabLoopWatchKind op_watch_kind = {
   .closed = op_watch_closed,
   .candidate = op_watch_candidate,
   .sweep = op_watch_sweep,
+  .traverse = op_watch_traverse,
 };
 
 static void

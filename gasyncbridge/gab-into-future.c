@@ -547,8 +547,21 @@ await_watch_closed (GabLoopWatch *watch)
   await_unref (self);
 }
 
+static int
+await_watch_traverse (GabLoopWatch *watch,
+                      visitproc     visit,
+                      void         *arg)
+{
+  Await *self = G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Await, watch));
+
+  Py_VISIT (self->py_task);
+  Py_VISIT (self->coro);
+  return 0;
+}
+
 static const GabLoopWatchKind await_watch_kind = {
   .closed = await_watch_closed,
+  .traverse = await_watch_traverse,
 };
 
 static void

@@ -574,3 +574,43 @@ def test_sub_interpreters_are_refused_and_the_main_one_works(order):
     refused = ["sub: ImportError: True", "sub: binding refused: True"]
     expected = (refused if order == "sub-first" else []) + ["main works"] + refused + ["main works"]
     assert proc.stdout.splitlines() == expected, proc.stdout + proc.stderr
+
+
+# ---- 8. loops dropped without close() ------------------------------------------
+
+DROPPED_LOOPS_SCRIPT = """
+import asyncio, gc, os, time, weakref
+import gasyncbridge, _gab_testmod as tm
+
+def fds():
+    return len(os.listdir("/proc/self/fd"))
+
+async def start():
+    futures = [tm.ready(j) for j in range(3)] + [gasyncbridge.sleep(0.001),
+               gasyncbridge.gio.query_info("/")]
+    await asyncio.sleep(0)
+    return futures
+
+before = fds()
+refs = []
+for i in range(300):
+    loop = asyncio.new_event_loop()
+    futures = loop.run_until_complete(start())    # short operations in flight
+    refs.append(weakref.ref(loop))
+    del loop, futures                             # dropped, never closed
+time.sleep(0.3)                                   # the operations are done
+for _ in range(3):
+    gc.collect()
+print("alive", sum(1 for r in refs if r() is not None), "fds", fds() - before < 20)
+async def after():
+    return await gasyncbridge.sleep(0, "works")
+print(asyncio.run(after()))
+"""
+
+
+def test_loops_dropped_with_operations_in_flight_are_collected():
+    """asyncio only: a uvloop loop that has run is kept alive by uvloop's own
+    handles until it is closed, bridge or not."""
+    proc = run_script(DROPPED_LOOPS_SCRIPT, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["alive 0 fds True", "works"], proc.stdout + proc.stderr
