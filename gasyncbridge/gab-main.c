@@ -238,9 +238,12 @@ static const char runner_source[] =
   "                            stuck = list(pending)\n"
   "                            state['why'] = (f'threads of the default executor still '\n"
   "                                            f'running {grace:g} s after exit; exiting anyway')\n"
-  "            except RuntimeError:\n"
+  "            except BaseException as exc:\n"
   "                if state['why'] is None:\n"
-  "                    raise\n"
+  "                    if not isinstance(exc, (KeyboardInterrupt, SystemExit)):\n"
+  "                        raise\n"
+  "                    if outcome is None:\n"
+  "                        outcome = exc\n"
   "    finally:\n"
   "        for t in asyncio.all_tasks(loop):\n"
   "            t._log_destroy_pending = False\n"
@@ -357,11 +360,20 @@ system_exit_status (PyObject *exception,
  * `sys.argv`, and the program's directory is importable), keeps the main
  * thread for the asyncio event loop, and calls @async_main on the runtime
  * thread with a #GTask to complete. SIGINT and SIGTERM cancel the task's
- * #GCancellable. When the task completes, the runtime and then Python are
- * shut down.
+ * #GCancellable. When the task completes, the Python tasks still running
+ * are cancelled, and the runtime and then Python are shut down.
+ *
+ * Shutdown never hangs: after a signal, and for what still runs once the
+ * task is over, gab_main() waits at most a grace period
+ * (`GAB_EXIT_GRACE_SECONDS` in the environment, default 5 seconds), then
+ * names what still runs on stderr and exits without waiting for it (with
+ * `_exit()`, stdio flushed). A second SIGINT or SIGTERM exits at once.
  *
  * Returns: 0 if the task succeeded; 128 + the signal number if a signal
- *   cancelled it; 1 otherwise, after printing the error to stderr
+ *   cancelled it (or it was still running a grace period later); the code
+ *   of a `SystemExit`, or 130 for a `KeyboardInterrupt`, raised by Python
+ *   code on the loop (a coroutine that C awaited, say); 1 otherwise, after
+ *   printing the error to stderr
  */
 int
 gab_main (int          argc,
