@@ -623,6 +623,8 @@ def test_fork_child_fails_clearly_and_can_init_again():
         pending = loop.run_until_complete(start())   # runtime busy with them
         pid = os.fork()
         if pid == 0:
+            import faulthandler
+            faulthandler.dump_traceback_later(30, exit=True)   # its own limit
             # the parent's operations can never complete here: they failed
             print("child pending:", sorted({type(f.exception()).__name__ for f in pending}))
             async def m():

@@ -1250,7 +1250,9 @@ async def echo(v):
     return v
 
 def child():
-    signal.alarm(20)
+    import faulthandler
+    faulthandler.dump_traceback_later(20, exit=True)   # its own limit, stacks shown
+    signal.alarm(25)
     results = []
     def body():
         async def main():
@@ -1339,7 +1341,9 @@ async def start():
 keep = loop.run_until_complete(start())
 pid = os.fork()
 if pid == 0:
-    signal.alarm(20)
+    import faulthandler
+    faulthandler.dump_traceback_later(20, exit=True)   # its own limit, stacks shown
+    signal.alarm(25)
     # the child exits the normal way, interpreter finalization and all,
     # without ever having called init()
     sys.exit(0)

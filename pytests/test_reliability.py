@@ -416,7 +416,9 @@ pids = []
 for i in range(30):
     pid = os.fork()
     if pid == 0:
-        signal.alarm(20)     # a child that hangs dies: the parent sees it
+        import faulthandler  # a child that hangs shows where, and dies
+        faulthandler.dump_traceback_later(20, exit=True)
+        signal.alarm(25)
         code = 0
         try:
             gasyncbridge.init()
