@@ -591,6 +591,7 @@ iterate_next (GObject      *source,
   Iterate *self = data;
   GError *error = NULL;
   GVariant *item = gab_async_iterator_next_variant_finish (self->iterator, result, &error);
+  GTask *task;
 
   if (item != NULL)
     {
@@ -603,8 +604,11 @@ iterate_next (GObject      *source,
     self->error = g_strdup_printf ("%s %d: %s", g_quark_to_string (error->domain),
                                    error->code, error->message);
   g_clear_error (&error);
-  g_task_return_boolean (self->task, TRUE);
-  g_clear_object (&self->task);
+  /* Returning may complete the operation at once, and free @self with it:
+   * nothing of @self is touched after. */
+  task = g_steal_pointer (&self->task);
+  g_task_return_boolean (task, TRUE);
+  g_object_unref (task);
 }
 
 static void
@@ -623,8 +627,10 @@ iterate_start (GCancellable        *cancellable,
   PyGILState_Release (state);
   if (self->iterator == NULL)
     {
-      g_task_return_error (self->task, error);
-      g_clear_object (&self->task);
+      GTask *task = g_steal_pointer (&self->task);
+
+      g_task_return_error (task, error);
+      g_object_unref (task);
       return;
     }
   iterate_more (self);
