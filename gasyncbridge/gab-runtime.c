@@ -186,13 +186,22 @@ park_item_run (GabRuntimeItem *item)
  * prepare, inherited by the child, cleared in the parent. */
 static gchar lost_threads[128];
 
+/* TRUE in a child of fork() (once the bridge had started in its parent)
+ * whose parent ran GLib helper threads. */
+static gboolean in_fork_child;
+
 static void
 note_glib_threads (void)
 {
-  GDir *dir = g_dir_open ("/proc/self/task", 0, NULL);
+  GDir *dir;
   gboolean gmain = FALSE, pool = FALSE, gdbus = FALSE;
   const gchar *tid;
 
+  /* A child that lost them passes GLib's broken state on to its own
+   * children: they lost the same threads. */
+  if (in_fork_child && lost_threads[0] != '\0')
+    return;
+  dir = g_dir_open ("/proc/self/task", 0, NULL);
   lost_threads[0] = '\0';
   if (dir == NULL)
     return;
@@ -215,10 +224,6 @@ note_glib_threads (void)
               gmain && (pool || gdbus) ? ", " : "", pool ? "pool" : "",
               pool && gdbus ? ", " : "", gdbus ? "gdbus" : "");
 }
-
-/* TRUE in a child of fork() (once the bridge had started in its parent)
- * whose parent ran GLib helper threads. */
-static gboolean in_fork_child;
 
 /**
  * gab_check_fork_child:
