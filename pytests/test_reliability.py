@@ -643,3 +643,35 @@ def test_loops_dropped_with_operations_in_flight_are_collected():
     proc = run_script(DROPPED_LOOPS_SCRIPT, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines() == ["alive 0 fds True", "works"], proc.stdout + proc.stderr
+
+
+GRANDCHILD_SCRIPT = """
+import asyncio, faulthandler, os
+import gasyncbridge
+from gasyncbridge import gio
+async def use_gio():
+    return len(await gio.load_contents("/proc/self/stat"))
+print("parent:", asyncio.run(use_gio()) > 0, flush=True)
+pid = os.fork()
+if pid == 0:
+    faulthandler.dump_traceback_later(20, exit=True)
+    pid2 = os.fork()            # GLib's broken state goes on to the grandchild
+    if pid2 == 0:
+        faulthandler.dump_traceback_later(20, exit=True)
+        gasyncbridge.init()
+        try:
+            asyncio.run(use_gio())
+            print("grandchild: GIO ran", flush=True)
+        except OSError as e:
+            print("grandchild: fails clearly:", "child of fork()" in str(e), flush=True)
+        os._exit(0)
+    os._exit(os.waitstatus_to_exitcode(os.waitpid(pid2, 0)[1]))
+print("child:", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+
+
+def test_fork_grandchild_of_a_gio_parent_fails_clearly_too():
+    proc = run_script(GRANDCHILD_SCRIPT, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["parent: True", "grandchild: fails clearly: True",
+                                        "child: 0"], proc.stdout + proc.stderr
