@@ -654,10 +654,11 @@ async def use_gio():
 print("parent:", asyncio.run(use_gio()) > 0, flush=True)
 pid = os.fork()
 if pid == 0:
-    faulthandler.dump_traceback_later(20, exit=True)
+    # (faulthandler is armed after the last fork: an armed one does not
+    # survive fork())
     pid2 = os.fork()            # GLib's broken state goes on to the grandchild
+    faulthandler.dump_traceback_later(20, exit=True)
     if pid2 == 0:
-        faulthandler.dump_traceback_later(20, exit=True)
         gasyncbridge.init()
         try:
             asyncio.run(use_gio())

@@ -179,25 +179,43 @@ def run(argv, timeout, *, env=None, input=None, text=True, cwd=None, dump_grace=
     No gdb needed. Returns the CompletedProcess otherwise."""
     environ = dict(os.environ if env is None else env)
     environ.setdefault("PYTHONFAULTHANDLER", "1")
+    # A session of its own: the signals reach the children it forked too,
+    # which would otherwise keep its pipes open after it died.
+    popen_kwargs.setdefault("start_new_session", True)
     proc = subprocess.Popen(argv, env=environ, cwd=cwd, text=text,
                             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             errors="replace" if text else None, **popen_kwargs)
+
+    def signal_all(signum):
+        try:
+            if popen_kwargs.get("start_new_session"):
+                os.killpg(proc.pid, signum)
+            else:
+                proc.send_signal(signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     try:
         out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
         try:
-            proc.send_signal(signal.SIGABRT)
+            signal_all(signal.SIGABRT)
             out, err = proc.communicate(timeout=dump_grace)
             how = "aborted (SIGABRT)"
         except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
+            signal_all(signal.SIGKILL)
+            try:
+                out, err = proc.communicate(timeout=dump_grace)
+            except subprocess.TimeoutExpired:
+                out, err = "", "(its output could not be read: something still holds its pipes)"
+                if not text:
+                    out, err = out.encode(), err.encode()
             how = "killed (SIGKILL: SIGABRT did not end it)"
         raise ChildHung(f"{' '.join(map(str, argv))[:200]}: no result within {timeout} s; "
                         f"{how}. Its stdout:\n{out}\nIts stderr (stacks):\n{err}") from None
     except BaseException:
-        proc.kill()
+        signal_all(signal.SIGKILL)
         proc.wait()
         raise
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
