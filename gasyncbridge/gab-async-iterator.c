@@ -117,10 +117,16 @@ G_DEFINE_FINAL_TYPE (GabAsyncIterator, gab_async_iterator, G_TYPE_OBJECT)
 
 /* The driver. `want()` answers True (fetch one), False (stop) or a future
  * to wait for; the sink's other methods take what happened. Exceptions of
- * the iterator are caught and kept; BaseExceptions such as KeyboardInterrupt
- * are left to asyncio, as for any task. */
+ * the iterator are caught and kept, BaseExceptions too: the C side gets
+ * them as errors, and none is left in the task for asyncio to log as never
+ * retrieved. KeyboardInterrupt and SystemExit also stop the loop, as they
+ * do from any task: raised again from a callback of the loop, they leave
+ * its run_until_complete() / run_forever(). GeneratorExit goes on (the
+ * driver itself is being closed). */
 static const char driver_source[] =
   "import asyncio\n"
+  "def reraise(exc):\n"
+  "    raise exc\n"
   "async def drive(ait, sink):\n"
   "    anext = type(ait).__anext__\n"
   "    try:\n"
@@ -134,6 +140,13 @@ static const char driver_source[] =
   "                    return\n"
   "                except (Exception, asyncio.CancelledError) as exc:\n"
   "                    sink.end(exc)\n"
+  "                    return\n"
+  "                except BaseException as exc:\n"
+  "                    sink.end(exc)\n"
+  "                    if isinstance(exc, GeneratorExit):\n"
+  "                        raise\n"
+  "                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):\n"
+  "                        asyncio.get_running_loop().call_soon(reraise, exc)\n"
   "                    return\n"
   "                sink.item(item)\n"
   "                item = None\n"
@@ -964,7 +977,7 @@ gab_async_iterator_new (PyObject  *aiterable,
 
   g_return_val_if_fail (aiterable != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  g_return_val_if_fail (Py_IsInitialized () && PyGILState_Check (), NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   if (!gab_python_ensure_error (error) || !gab_runtime_ensure (error))
     return NULL;

@@ -82,7 +82,7 @@ call_run (GabLoopItem *item,
       goto done;
     }
 
-  if (Py_TYPE (value)->tp_as_async != NULL && Py_TYPE (value)->tp_as_async->am_await != NULL)
+  if (gab_py_is_awaitable (value))
     {
       gab_into_future_start (call->locals, value, g_steal_pointer (&call->task),
                              g_steal_pointer (&call->dispatch_queue), TRUE);
@@ -167,7 +167,8 @@ gab_call_async (const gchar         *module,
   if (!Py_IsInitialized ())
     {
       g_set_error_literal (&error, GAB_ERROR, GAB_ERROR_PYTHON_NOT_INITIALIZED,
-                           "gab_call_async: the Python interpreter is not initialized");
+                           "gab_call_async: the Python interpreter is not "
+                           "initialized (or is finalizing)");
       goto fail;
     }
   if (!gab_runtime_ensure (&error))

@@ -636,7 +636,7 @@ gab_channel_to_python (GabChannel *self)
   Receiver *receiver;
 
   g_return_val_if_fail (GAB_IS_CHANNEL (self), NULL);
-  g_return_val_if_fail (Py_IsInitialized () && PyGILState_Check (), NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   if (!receiver_type_init ())
     return NULL;

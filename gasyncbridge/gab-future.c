@@ -331,7 +331,7 @@ set_future_exception (PyObject *future,
   PyObject *ret = NULL, *wrapper;
 
   if (exception != NULL)
-    ret = PyObject_CallMethodOneArg (future, gab_py.s_set_exception, exception);
+    ret = gab_py_future_complete (future, gab_py.s_set_exception, exception, NULL);
   if (ret != NULL)
     {
       Py_DECREF (ret);
@@ -347,7 +347,7 @@ set_future_exception (PyObject *future,
   if (wrapper != NULL && exception != NULL)
     PyException_SetCause (wrapper, Py_NewRef (exception));
   if (wrapper != NULL)
-    ret = PyObject_CallMethodOneArg (future, gab_py.s_set_exception, wrapper);
+    ret = gab_py_future_complete (future, gab_py.s_set_exception, wrapper, NULL);
   Py_XDECREF (wrapper);
   if (ret == NULL)
     {
@@ -364,10 +364,18 @@ set_future_error (PyObject     *future,
                   const GError *error)
 {
   PyObject *exception = gab_error_new_python_exception (error);
+  PyObject *kept = NULL;
 
+  /* A signal handler's exception (Ctrl-C) is kept for the loop; anything
+   * else becomes the wrapper of set_future_exception(). */
+  if (exception == NULL && PyErr_Occurred ()
+      && !PyErr_ExceptionMatches (PyExc_Exception))
+    kept = PyErr_GetRaisedException ();
   PyErr_Clear ();
   set_future_exception (future, exception);
   Py_XDECREF (exception);
+  if (kept != NULL)
+    PyErr_SetRaisedException (kept);
 }
 
 /* An Operation's Future.cancel() itself, at the end of a cancel that
@@ -428,7 +436,8 @@ op_done_run (GabLoopItem *item,
 
           if (value != NULL)
             {
-              ret = PyObject_CallMethodOneArg (future, gab_py.s_set_result, value);
+              ret = gab_py_future_complete (future, gab_py.s_set_result, value,
+                                            gab_loop_queue_get_loop (op->locals->queue));
               Py_DECREF (value);
             }
           else if (error != NULL
@@ -462,7 +471,10 @@ op_done_run (GabLoopItem *item,
         }
       Py_XDECREF (ret);
     }
-  if (PyErr_Occurred ())
+  /* Ctrl-C landing here reaches whoever runs the loop; anything else has
+   * nobody to go to. */
+  if (PyErr_Occurred ()
+      && !gab_py_interrupt_to_loop (alive ? gab_loop_queue_get_loop (op->locals->queue) : NULL))
     PyErr_WriteUnraisable (future != NULL ? future : Py_None);
   Py_XDECREF (future);
   /* The result has been used; the item's reference keeps @op meanwhile. */
@@ -566,10 +578,22 @@ op_watch_closed (GabLoopWatch *watch)
   op_abandon (G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Op, watch)));
 }
 
+static int
+op_watch_traverse (GabLoopWatch *watch,
+                   visitproc     visit,
+                   void         *arg)
+{
+  Op *op = G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Op, watch));
+
+  Py_VISIT (op->future);
+  return 0;
+}
+
 static const GabLoopWatchKind op_watch_kind = {
   .closed = op_watch_closed,
   .candidate = op_watch_candidate,
   .sweep = op_watch_sweep,
+  .traverse = op_watch_traverse,
 };
 
 static void

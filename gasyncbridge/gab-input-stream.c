@@ -405,7 +405,7 @@ gab_input_stream_new (PyObject  *aiterable,
 
   g_return_val_if_fail (aiterable != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  g_return_val_if_fail (Py_IsInitialized () && PyGILState_Check (), NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   /* One chunk ahead: the generator makes the next while C eats this one. */
   iterator = gab_async_iterator_new (aiterable, 1, error);

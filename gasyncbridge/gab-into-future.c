@@ -67,18 +67,27 @@ static PyTypeObject AwaitHandle_Type;
 /* GIL: awaits started and not yet completed, for shutdown. */
 static GQueue running = G_QUEUE_INIT;
 
-/* The task body for coroutines. `done` is our handle. Exceptions are
- * handed over, not left in the task (nobody else looks at it), except the
- * ones asyncio and the coroutine protocol need to see: CancelledError,
- * KeyboardInterrupt, SystemExit, GeneratorExit. */
+/* The task body for coroutines. `done` is our handle. Every outcome is
+ * handed to C, BaseExceptions included, and none is left in the task
+ * (nobody else looks at it, and asyncio would log it as never retrieved),
+ * except CancelledError, which marks the task cancelled. KeyboardInterrupt
+ * and SystemExit also stop the loop, as they do from any asyncio task: they
+ * are raised again from a callback of the loop, so that they leave its
+ * run_until_complete() / run_forever() (asyncio.run(), gab_run(),
+ * gab_main()) the way asyncio's own tasks make them do. */
 static const char driver_source[] =
+  "import asyncio\n"
+  "def reraise(exc):\n"
+  "    raise exc\n"
   "async def awaited_by_c(coro, done):\n"
   "    try:\n"
   "        result = await coro\n"
   "    except BaseException as exc:\n"
   "        done(None, exc)\n"
-  "        if not isinstance(exc, Exception):\n"
+  "        if isinstance(exc, asyncio.CancelledError):\n"
   "            raise\n"
+  "        if isinstance(exc, (KeyboardInterrupt, SystemExit)):\n"
+  "            asyncio.get_running_loop().call_soon(reraise, exc)\n"
   "        return None\n"
   "    done(result, None)\n";
 
@@ -111,7 +120,8 @@ await_unref (Await *self)
 static void
 close_unused (PyObject *awaitable)
 {
-  if (awaitable != NULL && PyCoro_CheckExact (awaitable))
+  if (awaitable != NULL
+      && (PyCoro_CheckExact (awaitable) || gab_py_is_generator_coroutine (awaitable)))
     {
       PyObject *ret = PyObject_CallMethodNoArgs (awaitable, gab_py.s_close);
 
@@ -218,7 +228,16 @@ await_complete (Await    *self,
     error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
                                  "The Python awaitable was cancelled");
   else if (exception != NULL)
-    error = gab_error_from_exception (exception);
+    {
+      error = gab_error_from_exception (exception);
+      /* KeyboardInterrupt and SystemExit go on to stop the loop, whose
+       * shutdown cancels what remains; the C caller still hears of them,
+       * not of that cancellation. */
+      if (self->task != NULL
+          && (PyErr_GivenExceptionMatches (exception, PyExc_KeyboardInterrupt)
+              || PyErr_GivenExceptionMatches (exception, PyExc_SystemExit)))
+        g_task_set_check_cancellable (self->task, FALSE);
+    }
   else if (value == NULL)
     gab_error_set_from_python (&error);
   else if (self->want_variant && value != Py_None)
@@ -401,7 +420,7 @@ await_start (Await    *self,
     }
 
   await_register (self);
-  if (PyCoro_CheckExact (awaitable))
+  if (PyCoro_CheckExact (awaitable) || gab_py_is_generator_coroutine (awaitable))
     {
       /* The driver coroutine is the task's body; it holds the handle. */
       handle = PyObject_New (AwaitHandle, &AwaitHandle_Type);
@@ -507,8 +526,21 @@ await_watch_closed (GabLoopWatch *watch)
   await_unref (self);
 }
 
+static int
+await_watch_traverse (GabLoopWatch *watch,
+                      visitproc     visit,
+                      void         *arg)
+{
+  Await *self = G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Await, watch));
+
+  Py_VISIT (self->py_task);
+  Py_VISIT (self->coro);
+  return 0;
+}
+
 static const GabLoopWatchKind await_watch_kind = {
   .closed = await_watch_closed,
+  .traverse = await_watch_traverse,
 };
 
 static void
@@ -727,7 +759,7 @@ gab_into_future_async (PyObject            *awaitable,
 
   g_return_if_fail (awaitable != NULL);
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
-  g_return_if_fail (Py_IsInitialized () && PyGILState_Check ());
+  g_return_if_fail (GAB_GIL_HELD ());
 
   task = gab_caller_task_new (NULL, cancellable, callback, user_data,
                               GAB_TAG (gab_into_future_async), &dispatch_queue);
@@ -736,7 +768,7 @@ gab_into_future_async (PyObject            *awaitable,
   if (!gab_python_ensure_error (&error) || !gab_runtime_ensure (&error))
     goto fail;
   type = Py_TYPE (awaitable);
-  if (type->tp_as_async == NULL || type->tp_as_async->am_await == NULL)
+  if (!gab_py_is_awaitable (awaitable))
     {
       g_set_error (&error, GAB_ERROR, GAB_ERROR_NOT_AWAITABLE,
                    "An object of type '%s' is not awaitable", type->tp_name);

@@ -367,11 +367,49 @@ queue_handle_call (PyObject *self,
   Py_RETURN_NONE;
 }
 
+/* The loop holds its reader; what the queue's watches hold (futures,
+ * tasks: see GabLoopWatchKind.traverse) holds the loop. Reported to the
+ * garbage collector as the reader's, those make a loop dropped without
+ * close() collectable like any reference cycle, instead of being kept alive
+ * from C: the weak reference's callback (or the clear below) then closes
+ * the queue, and the watches let go. (Issue 16: dropped loops.) */
+static int
+queue_handle_traverse (PyObject  *self,
+                       visitproc  visit,
+                       void      *arg)
+{
+  QueueHandle *handle = (QueueHandle *) self;
+  GabLoopQueue *queue = handle->queue;
+
+  if (handle->kind != HANDLE_READER || queue->dead)
+    return 0;
+  for (GabLoopWatch *watch = queue->watches.head; watch != NULL; watch = watch->next)
+    if (watch->kind->traverse != NULL)
+      {
+        int ret = watch->kind->traverse (watch, visit, arg);
+
+        if (ret != 0)
+          return ret;
+      }
+  return 0;
+}
+
+static int
+queue_handle_clear (PyObject *self)
+{
+  QueueHandle *handle = (QueueHandle *) self;
+
+  if (handle->kind == HANDLE_READER && !handle->queue->dead)
+    queue_lost (handle->queue);
+  return 0;
+}
+
 static void
 queue_handle_dealloc (PyObject *self)
 {
   QueueHandle *handle = (QueueHandle *) self;
 
+  PyObject_GC_UnTrack (self);
   /* asyncio and uvloop drop their readers in close(): the loop is closed
    * (or somebody removed our reader, which leaves us as deaf). */
   if (handle->kind == HANDLE_READER && !handle->queue->dead)
@@ -384,9 +422,11 @@ static PyTypeObject QueueHandle_Type = {
   PyVarObject_HEAD_INIT (NULL, 0)
   .tp_name = "gasyncbridge._LoopQueue",
   .tp_basicsize = sizeof (QueueHandle),
-  .tp_flags = Py_TPFLAGS_DEFAULT,
+  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
   .tp_call = queue_handle_call,
   .tp_dealloc = queue_handle_dealloc,
+  .tp_traverse = queue_handle_traverse,
+  .tp_clear = queue_handle_clear,
   .tp_doc = "Wakes an asyncio loop for gasyncbridge completions.",
 };
 
@@ -394,12 +434,13 @@ static QueueHandle *
 queue_handle_new (GabLoopQueue *queue,
                   HandleKind    kind)
 {
-  QueueHandle *handle = PyObject_New (QueueHandle, &QueueHandle_Type);
+  QueueHandle *handle = PyObject_GC_New (QueueHandle, &QueueHandle_Type);
 
   if (handle == NULL)
     return NULL;
   handle->queue = gab_loop_queue_ref (queue);
   handle->kind = kind;
+  PyObject_GC_Track (handle);
   return handle;
 }
 

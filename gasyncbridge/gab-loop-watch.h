@@ -26,6 +26,15 @@ typedef struct
    * it), and @sweep looks (Python allowed); FALSE keeps watching. */
   gboolean (*candidate) (GabLoopWatch *watch);
   gboolean (*sweep)     (GabLoopWatch *watch);
+  /* Nullable: visits the Python references the watched thing holds that
+   * lead back to the loop (a future, a task). The queue's reader, which
+   * the loop holds, reports them to the garbage collector as its own: a
+   * loop dropped without close() while they are held is then garbage like
+   * any reference cycle, and collecting it closes the queue (closed()
+   * above lets go of them). */
+  int      (*traverse)  (GabLoopWatch *watch,
+                         visitproc     visit,
+                         void         *arg);
 } GabLoopWatchKind;
 
 struct _GabLoopWatch

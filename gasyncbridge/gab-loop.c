@@ -135,7 +135,7 @@ is_awaitable (PyObject *object)
 {
   PyTypeObject *type = Py_TYPE (object);
 
-  if (type->tp_as_async != NULL && type->tp_as_async->am_await != NULL)
+  if (gab_py_is_awaitable (object))
     return TRUE;
   PyErr_Format (PyExc_TypeError,
                 "gasyncbridge: an awaitable is required, not %s", type->tp_name);
@@ -159,6 +159,12 @@ wrap_main (PyObject *awaitable)
   Py_XDECREF (enter);
   Py_XDECREF (leave);
   return coro;
+}
+
+PyObject *
+gab_loop_wrap_main (PyObject *awaitable)
+{
+  return wrap_main (awaitable);
 }
 
 /* Calls @callable (@coro) and drops @coro. If the coroutine never started

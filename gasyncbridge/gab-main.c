@@ -12,6 +12,11 @@
 #include "gab-private.h"
 
 #include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+/* The grace period of an exit (seconds): see gab_main(). */
+#define GAB_EXIT_GRACE_SECONDS_DEFAULT 5.0
 
 typedef struct
 {
@@ -106,6 +111,8 @@ on_signal (PyObject *self,
 {
   int signum = (int) PyLong_AsLong (arg);
 
+  if (signum == -1 && PyErr_Occurred ())
+    return NULL;
   g_mutex_lock (&main_data.lock);
   if (main_data.signum == 0)
     main_data.signum = signum;
@@ -117,39 +124,230 @@ on_signal (PyObject *self,
 
 static PyMethodDef on_signal_def = { "_on_signal", on_signal, METH_O, NULL };
 
-/* Runs on the loop: install the signal handlers, start the main task. */
+/* Runs on the loop: start the main task. */
 static PyObject *
 main_factory (PyObject *self,
               PyObject *unused)
 {
-  PyObject *loop = gab_py_running_loop ();
-  PyObject *handler;
-  const int signals[] = { SIGINT, SIGTERM };
-
-  if (loop == NULL)
-    {
-      PyErr_SetString (PyExc_RuntimeError, "gab_main: no running loop");
-      return NULL;
-    }
-  handler = PyCFunction_New (&on_signal_def, NULL);
-  for (gsize i = 0; handler != NULL && i < G_N_ELEMENTS (signals); i++)
-    {
-      PyObject *ret = PyObject_CallMethod (loop, "add_signal_handler", "iOi",
-                                           signals[i], handler, signals[i]);
-      Py_XDECREF (ret);
-      PyErr_Clear ();
-    }
-  Py_XDECREF (handler);
-  Py_DECREF (loop);
   return gab_future_into_py (main_start, main_finish, NULL, NULL);
 }
 
 static PyMethodDef main_factory_def = { "_gab_main", main_factory, METH_NOARGS, NULL };
 
-static PyObject *
-main_coroutine (void)
+/* The loop of gab_main(): asyncio.run(), with a shutdown that always ends.
+ *
+ * - SIGINT or SIGTERM cancels the program's task (on_signal). If it has not
+ *   finished `grace` seconds later, the program exits anyway, saying so. A
+ *   second signal exits at once, as asyncio.run() does on a second Ctrl-C.
+ * - When the program's task is over, the tasks still running are cancelled
+ *   and waited for, for at most `grace` seconds; so are the async
+ *   generators and the default executor. What is still running then is
+ *   named, and the program exits without waiting for it.
+ *
+ * Returns (forced, exception): forced is True when gab_main() must exit
+ * without finalizing (something still runs); exception is how the program's
+ * task ended (None, or the exception: CancelledError, KeyboardInterrupt,
+ * SystemExit, or the program's error). */
+static const char runner_source[] =
+  "import asyncio, os, signal, sys\n"
+  "\n"
+  "def _name(signum):\n"
+  "    try:\n"
+  "        return signal.Signals(signum).name\n"
+  "    except ValueError:\n"
+  "        return f'signal {signum}'\n"
+  "\n"
+  "def _say(prog, text):\n"
+  "    try:\n"
+  "        sys.stdout.flush()\n"
+  "    except Exception:\n"
+  "        pass\n"
+  "    sys.stderr.write(f'{prog}: {text}\\n')\n"
+  "    sys.stderr.flush()\n"
+  "\n"
+  "def _describe(task):\n"
+  "    coro = task.get_coro()\n"
+  "    frame = getattr(coro, 'cr_frame', None)\n"
+  "    inner = frame.f_locals.get('coro') if frame is not None else None\n"
+  "    return repr(inner if inner is not None else coro)\n"
+  "\n"
+  "def _bounded(loop, aws, grace):\n"
+  "    aws = [asyncio.ensure_future(a, loop=loop) for a in aws]\n"
+  "    if not aws:\n"
+  "        return [], []\n"
+  "    done, pending = loop.run_until_complete(asyncio.wait(aws, timeout=grace))\n"
+  "    return done, pending\n"
+  "\n"
+  "def run(main, grace, on_signal, prog):\n"
+  "    loop = asyncio.new_event_loop()\n"
+  "    state = {'signum': 0, 'why': None}\n"
+  "    def give_up(signum):\n"
+  "        state['why'] = (f'still running {grace:g} s after {_name(signum)} '\n"
+  "                        'cancelled it; exiting anyway')\n"
+  "        loop.stop()\n"
+  "    def signalled(signum):\n"
+  "        if state['signum'] == 0:\n"
+  "            state['signum'] = signum\n"
+  "            on_signal(signum)\n"
+  "            state['timer'] = loop.call_later(grace, give_up, signum)\n"
+  "        elif state['why'] is None:\n"
+  "            state['why'] = f'{_name(signum)} again: exiting at once'\n"
+  "            loop.stop()\n"
+  "    outcome = None\n"
+  "    stuck = []\n"
+  "    try:\n"
+  "        asyncio.set_event_loop(loop)\n"
+  "        for signum in (signal.SIGINT, signal.SIGTERM):\n"
+  "            try:\n"
+  "                loop.add_signal_handler(signum, signalled, signum)\n"
+  "            except (NotImplementedError, RuntimeError, ValueError):\n"
+  "                pass\n"
+  "        task = loop.create_task(main)\n"
+  "        try:\n"
+  "            loop.run_until_complete(task)\n"
+  "        except BaseException as exc:\n"
+  "            if state['why'] is None or task.done():\n"
+  "                outcome = exc\n"
+  "        if state.get('timer') is not None:\n"
+  "            state['timer'].cancel()   # the task is over: the end has its own limit\n"
+  "        if state['why'] is None:\n"
+  "            others = [t for t in asyncio.all_tasks(loop) if not t.done()]\n"
+  "            for t in others:\n"
+  "                t.cancel()\n"
+  "            try:\n"
+  "                done, pending = _bounded(loop, others, grace)\n"
+  "                for t in done:\n"
+  "                    if not t.cancelled() and t.exception() is not None:\n"
+  "                        loop.call_exception_handler({\n"
+  "                            'message': 'unhandled exception during gab_main() shutdown',\n"
+  "                            'exception': t.exception(), 'task': t})\n"
+  "                stuck = list(pending)\n"
+  "                if stuck:\n"
+  "                    names = ', '.join(_describe(t) for t in stuck[:5])\n"
+  "                    more = f' and {len(stuck) - 5} more' if len(stuck) > 5 else ''\n"
+  "                    state['why'] = (f'{len(stuck)} task(s) still running {grace:g} s '\n"
+  "                                    f'after being cancelled at exit: {names}{more}; '\n"
+  "                                    'exiting anyway')\n"
+  "                else:\n"
+  "                    _, pending = _bounded(loop, [loop.shutdown_asyncgens()], grace)\n"
+  "                    if pending:\n"
+  "                        stuck = list(pending)\n"
+  "                        state['why'] = (f'async generators still closing {grace:g} s '\n"
+  "                                        'after exit; exiting anyway')\n"
+  "                    elif hasattr(loop, 'shutdown_default_executor'):\n"
+  "                        _, pending = _bounded(loop, [loop.shutdown_default_executor()], grace)\n"
+  "                        if pending:\n"
+  "                            stuck = list(pending)\n"
+  "                            state['why'] = (f'threads of the default executor still '\n"
+  "                                            f'running {grace:g} s after exit; exiting anyway')\n"
+  "            except BaseException as exc:\n"
+  "                if state['why'] is None:\n"
+  "                    if not isinstance(exc, (KeyboardInterrupt, SystemExit)):\n"
+  "                        raise\n"
+  "                    if outcome is None:\n"
+  "                        outcome = exc\n"
+  "    finally:\n"
+  "        for t in asyncio.all_tasks(loop):\n"
+  "            t._log_destroy_pending = False\n"
+  "        try:\n"
+  "            asyncio.set_event_loop(None)\n"
+  "        finally:\n"
+  "            loop.close()\n"
+  "    if state['why'] is not None:\n"
+  "        _say(prog, state['why'])\n"
+  "    return state['why'] is not None, outcome\n";
+
+/* GIL: the grace period of an exit, in seconds: GAB_EXIT_GRACE_SECONDS,
+ * or 5. */
+static double
+exit_grace (void)
 {
-  return gab_py_coroutine_from_factory (&main_factory_def);
+  const gchar *text = g_getenv ("GAB_EXIT_GRACE_SECONDS");
+  gchar *end = NULL;
+  double grace;
+
+  if (text == NULL || *text == '\0')
+    return GAB_EXIT_GRACE_SECONDS_DEFAULT;
+  grace = g_ascii_strtod (text, &end);
+  if (end == text || *end != '\0' || !(grace >= 0) || grace > 1e6)
+    {
+      g_printerr ("gab_main: ignoring GAB_EXIT_GRACE_SECONDS=%s (not a number of seconds)\n",
+                  text);
+      return GAB_EXIT_GRACE_SECONDS_DEFAULT;
+    }
+  return grace;
+}
+
+/* GIL: runs the program's main task on a new loop (see runner_source).
+ * Returns the outcome's exception (new ref, or NULL if it succeeded); sets
+ * *forced when the process must exit without waiting any longer. FALSE
+ * with a Python exception set if the runner itself failed. */
+static gboolean
+run_main_task (const char  *prog,
+               PyObject   **outcome,
+               gboolean    *forced)
+{
+  PyObject *globals, *coro = NULL, *wrapped = NULL, *handler = NULL, *ret = NULL;
+  gboolean ok = FALSE;
+
+  *outcome = NULL;
+  *forced = FALSE;
+  globals = gab_py_run_source (runner_source, "gasyncbridge._gab_main", NULL);
+  if (globals == NULL)
+    return FALSE;
+  coro = gab_py_coroutine_from_factory (&main_factory_def);
+  if (coro != NULL)
+    wrapped = gab_loop_wrap_main (coro);
+  handler = PyCFunction_New (&on_signal_def, NULL);
+  if (wrapped != NULL && handler != NULL)
+    ret = PyObject_CallFunction (PyDict_GetItemString (globals, "run"), "OdOs",
+                                 wrapped, exit_grace (), handler, prog);
+  if (ret != NULL && PyTuple_Check (ret) && PyTuple_GET_SIZE (ret) == 2)
+    {
+      PyObject *exception = PyTuple_GET_ITEM (ret, 1);
+
+      *forced = PyObject_IsTrue (PyTuple_GET_ITEM (ret, 0)) == 1;
+      *outcome = exception != Py_None ? Py_NewRef (exception) : NULL;
+      ok = TRUE;
+    }
+  else if (ret != NULL)
+    PyErr_SetString (PyExc_SystemError, "gab_main: the runner returned something else");
+  Py_XDECREF (ret);
+  Py_XDECREF (handler);
+  Py_XDECREF (wrapped);
+  Py_XDECREF (coro);
+  Py_DECREF (globals);
+  return ok;
+}
+
+/* GIL: the exit status of a SystemExit, as Python's own exit computes it
+ * (None: 0; an int: itself; anything else: printed, then 1). */
+static int
+system_exit_status (PyObject *exception,
+                    const char *prog)
+{
+  PyObject *code = PyObject_GetAttrString (exception, "code");
+  int status = 1;
+
+  if (code == NULL || code == Py_None)
+    status = code == NULL ? 1 : 0;
+  else if (PyLong_Check (code))
+    {
+      long value = PyLong_AsLong (code);
+
+      status = value == -1 && PyErr_Occurred () ? 1 : (int) (value & 0xff);
+    }
+  else
+    {
+      PyObject *text = PyObject_Str (code);
+      const char *utf8 = text != NULL ? PyUnicode_AsUTF8 (text) : NULL;
+
+      g_printerr ("%s\n", utf8 != NULL ? utf8 : prog);
+      Py_XDECREF (text);
+    }
+  Py_XDECREF (code);
+  PyErr_Clear ();
+  return status;
 }
 
 /**
@@ -164,11 +362,20 @@ main_coroutine (void)
  * `sys.argv`, and the program's directory is importable), keeps the main
  * thread for the asyncio event loop, and calls @async_main on the runtime
  * thread with a #GTask to complete. SIGINT and SIGTERM cancel the task's
- * #GCancellable. When the task completes, the runtime and then Python are
- * shut down.
+ * #GCancellable. When the task completes, the Python tasks still running
+ * are cancelled, and the runtime and then Python are shut down.
+ *
+ * Shutdown never hangs: after a signal, and for what still runs once the
+ * task is over, gab_main() waits at most a grace period
+ * (`GAB_EXIT_GRACE_SECONDS` in the environment, default 5 seconds), then
+ * names what still runs on stderr and exits without waiting for it (with
+ * `_exit()`, stdio flushed). A second SIGINT or SIGTERM exits at once.
  *
  * Returns: 0 if the task succeeded; 128 + the signal number if a signal
- *   cancelled it; 1 otherwise, after printing the error to stderr
+ *   cancelled it (or it was still running a grace period later); the code
+ *   of a `SystemExit`, or 130 for a `KeyboardInterrupt`, raised by Python
+ *   code on the loop (a coroutine that C awaited, say); 1 otherwise, after
+ *   printing the error to stderr
  *
  * Since: 0.1
  */
@@ -178,7 +385,9 @@ gab_main (int          argc,
           GabMainFunc  async_main)
 {
   g_autoptr(GError) error = NULL;
-  PyObject *coro, *ret;
+  g_autofree gchar *prog = NULL;
+  PyObject *outcome = NULL;
+  gboolean forced = FALSE, exit_exception = FALSE;
   int status = 0;
 
   g_return_val_if_fail (async_main != NULL, 1);
@@ -193,17 +402,36 @@ gab_main (int          argc,
       return 1;
     }
 
-  coro = main_coroutine ();
-  ret = coro != NULL ? gab_run (coro) : NULL;
-  Py_XDECREF (coro);
-  if (ret == NULL)
+  prog = g_path_get_basename (argc > 0 ? argv[0] : "gab_main");
+  if (!run_main_task (prog, &outcome, &forced))
     {
       gab_error_set_from_python (&error);
       status = 1;
     }
-  Py_XDECREF (ret);
+  else if (outcome != NULL
+           && PyErr_GivenExceptionMatches (outcome, PyExc_SystemExit))
+    /* Raised by Python code, or by a coroutine that C awaited: the
+     * program exits as Python would. */
+    {
+      status = system_exit_status (outcome, prog);
+      exit_exception = TRUE;
+    }
+  else if (outcome != NULL
+           && PyErr_GivenExceptionMatches (outcome, PyExc_KeyboardInterrupt))
+    {
+      status = 128 + SIGINT;
+      exit_exception = TRUE;
+    }
+  else if (outcome != NULL)
+    {
+      error = gab_error_from_exception (outcome);
+      status = 1;
+    }
+  Py_CLEAR (outcome);
 
   g_mutex_lock (&main_data.lock);
+  if (exit_exception)
+    g_clear_error (&main_data.task_error);
   if (error != NULL && main_data.task_error != NULL)
     {
       /* The program's own error, not its Python rendering. */
@@ -211,8 +439,9 @@ gab_main (int          argc,
       error = g_steal_pointer (&main_data.task_error);
     }
   g_clear_error (&main_data.task_error);
-  if (main_data.signum != 0
-      && (error == NULL || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)))
+  if (main_data.signum != 0 && !exit_exception
+      && (error == NULL || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+          || forced))
     {
       status = 128 + main_data.signum;
       g_clear_error (&error);
@@ -221,10 +450,15 @@ gab_main (int          argc,
   g_mutex_unlock (&main_data.lock);
 
   if (error != NULL)
-    {
-      g_autofree gchar *name = g_path_get_basename (argc > 0 ? argv[0] : "gab_main");
+    g_printerr ("%s: %s\n", prog, error->message);
 
-      g_printerr ("%s: %s\n", name, error->message);
+  if (forced)
+    {
+      /* Something still runs and would keep a normal exit waiting: the
+       * runtime's shutdown, Python's finalization (threads, executors).
+       * Exit without them, as promised. */
+      fflush (NULL);
+      _exit (status);
     }
 
   /* Runtime first, while Python still works; then Python. */

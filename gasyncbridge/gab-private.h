@@ -19,8 +19,14 @@ G_BEGIN_DECLS
  * function to data pointers, which ISO C leaves undefined (-Wpedantic). */
 #define GAB_TAG(func) (G_GNUC_EXTENSION ((gpointer) (func)))
 
-/* Precondition of functions documented to need the GIL. */
-#define GAB_GIL_HELD() (Py_IsInitialized () && PyGILState_Check ())
+/* Python is finalizing (Py_IsInitialized() is already FALSE then, but
+ * finalizers and atexit handlers still run Python code that may call us). */
+gboolean gab_py_finalizing (void);
+
+/* Precondition of functions documented to need the GIL. During
+ * finalization too: a finalizer calling the bridge gets a Python exception
+ * (the runtime is shut down by then), never a critical. */
+#define GAB_GIL_HELD() ((Py_IsInitialized () || gab_py_finalizing ()) && PyGILState_Check ())
 
 /* ---- gab-python.c: interpreter glue ---------------------------------- */
 
@@ -107,6 +113,30 @@ PyObject *gab_py_running_loop      (void);
 /* GIL held: future.done(). -1 on error. */
 int       gab_py_future_done       (PyObject *future);
 
+/* GIL: `future.METHOD (arg)` (set_result or set_exception) that loses
+ * nothing to a signal handler: if one raises (KeyboardInterrupt from
+ * Ctrl-C) while asyncio schedules the done callbacks, those it dropped are
+ * scheduled again and the exception is raised again from a callback of
+ * @loop (nullable: the future's), so it reaches the code that runs the
+ * loop. Returns like the call: a new reference, or NULL with an exception
+ * set when the future was not completed. */
+PyObject *gab_py_future_complete   (PyObject   *future,
+                                    PyObject   *method,
+                                    PyObject   *arg,
+                                    PyObject   *loop);
+
+/* GIL, with an exception set: if it is no Exception (KeyboardInterrupt,
+ * SystemExit from a signal handler), it is raised again from a callback of
+ * @loop (nullable: the running loop), where it reaches the code that runs
+ * the loop, and cleared: TRUE. FALSE leaves it set. */
+gboolean  gab_py_interrupt_to_loop (PyObject   *loop);
+
+/* GIL: what `await` accepts: an object with __await__, or a generator-
+ * based coroutine (types.coroutine). No exception set. */
+gboolean  gab_py_is_awaitable      (PyObject   *object);
+/* GIL: a generator made by a types.coroutine function. */
+gboolean  gab_py_is_generator_coroutine (PyObject *object);
+
 /* A reference-counted box around one Python reference, so that the
  * reference can be shared and dropped from threads without the GIL. */
 typedef struct _GabPyRef GabPyRef;
@@ -167,6 +197,12 @@ void     gab_into_future_return     (GTask         *task,
                                      PyObject      *value,
                                      GVariant      *variant,
                                      GError        *error);
+
+/* ---- gab-loop.c ------------------------------------------------------- */
+
+/* GIL: a coroutine that runs @awaitable with its running loop as the
+ * default task locals (what gab_run() runs). New ref, or NULL + exception. */
+PyObject *gab_loop_wrap_main (PyObject *awaitable);
 
 /* ---- gab-error.c ------------------------------------------------------ */
 

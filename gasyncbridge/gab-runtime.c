@@ -179,12 +179,94 @@ park_item_run (GabRuntimeItem *item)
   g_free (item);
 }
 
+/* GLib's own helper threads that a child of fork() would miss: its worker
+ * thread ("gmain", which delivers child-process exits and Unix signals),
+ * GIO's thread pool ("pool", "pool-*": blocking file I/O, DNS), GDBus's
+ * ("gdbus"). Their names, as the parent had them at fork(); set in
+ * prepare, inherited by the child, cleared in the parent. */
+static gchar lost_threads[128];
+
+/* TRUE in a child of fork() (once the bridge had started in its parent)
+ * whose parent ran GLib helper threads. */
+static gboolean in_fork_child;
+
+static void
+note_glib_threads (void)
+{
+  GDir *dir;
+  gboolean gmain = FALSE, pool = FALSE, gdbus = FALSE;
+  const gchar *tid;
+
+  /* A child that lost them passes GLib's broken state on to its own
+   * children: they lost the same threads. */
+  if (in_fork_child && lost_threads[0] != '\0')
+    return;
+  dir = g_dir_open ("/proc/self/task", 0, NULL);
+  lost_threads[0] = '\0';
+  if (dir == NULL)
+    return;
+  while ((tid = g_dir_read_name (dir)) != NULL)
+    {
+      gchar path[64], *name = NULL;
+
+      g_snprintf (path, sizeof path, "/proc/self/task/%s/comm", tid);
+      if (!g_file_get_contents (path, &name, NULL, NULL))
+        continue;
+      g_strchomp (name);
+      gmain |= g_str_equal (name, "gmain");
+      pool |= g_str_equal (name, "pool") || g_str_has_prefix (name, "pool-");
+      gdbus |= g_str_equal (name, "gdbus");
+      g_free (name);
+    }
+  g_dir_close (dir);
+  g_snprintf (lost_threads, sizeof lost_threads, "%s%s%s%s%s",
+              gmain ? "gmain" : "",
+              gmain && (pool || gdbus) ? ", " : "", pool ? "pool" : "",
+              pool && gdbus ? ", " : "", gdbus ? "gdbus" : "");
+}
+
+/**
+ * gab_check_fork_child:
+ * @error: return location for a #GError
+ *
+ * Whether GIO can work in this process as far as fork() is concerned.
+ * fork() copies only the calling thread: in the child, GLib's helper
+ * threads of the parent are gone while GLib still counts on them (its
+ * worker thread "gmain" delivers child-process exits and Unix signals;
+ * GIO's thread pool runs blocking file I/O and DNS lookups), so GIO
+ * operations that need them would wait forever. In a child whose parent
+ * had any of them at fork(), this fails with %G_IO_ERROR_NOT_SUPPORTED and
+ * a message that says so; anywhere else it returns %TRUE. The bridge's own
+ * work (timeouts, gab_invoke(), C awaiting Python) does not need them and
+ * works in the child after gab_init(). The functions of the Python module
+ * that start GIO work check this first; a binding that starts its own GIO
+ * work may do the same. Any thread.
+ *
+ * Returns: %FALSE (with @error set) if GIO work would hang here
+ */
+gboolean
+gab_check_fork_child (GError **error)
+{
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!in_fork_child || lost_threads[0] == '\0')
+    return TRUE;
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+               "gasyncbridge: this process is a child of fork(), and GLib's helper "
+               "threads of its parent (%s) do not exist here: GIO work that needs "
+               "them would never complete. Start children with exec (multiprocessing's "
+               "'spawn' or 'forkserver' start method), or fork before GLib starts them",
+               lost_threads);
+  return FALSE;
+}
+
 static void
 runtime_atfork_prepare (void)
 {
   GabRuntimeItem *item;
   gint64 deadline;
 
+  note_glib_threads ();
   g_mutex_lock (&lock);
   if (state != STATE_RUNNING || thread == NULL || on_own_thread)
     return;   /* `lock` stays held across fork(); released after it */
@@ -223,6 +305,7 @@ runtime_atfork_parent (void)
 static void
 runtime_atfork_child (void)
 {
+  in_fork_child = TRUE;
   g_mutex_init (&lock);
   g_cond_init (&cond);
   park_requested = parked = FALSE;

@@ -480,7 +480,7 @@ gab_stream_reader_new (GInputStream *stream,
   PyObject *gio, *reader;
 
   g_return_val_if_fail (G_IS_INPUT_STREAM (stream), NULL);
-  g_return_val_if_fail (Py_IsInitialized () && PyGILState_Check (), NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   if (!stream_classes_init ())
     return NULL;
@@ -518,7 +518,7 @@ gab_stream_writer_new (GOutputStream *stream)
   PyObject *gio, *writer;
 
   g_return_val_if_fail (G_IS_OUTPUT_STREAM (stream), NULL);
-  g_return_val_if_fail (Py_IsInitialized () && PyGILState_Check (), NULL);
+  g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   if (!stream_classes_init ())
     return NULL;

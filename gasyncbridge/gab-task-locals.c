@@ -269,7 +269,7 @@ gab_task_locals_resolve (GError **error)
   if (current != NULL)
     return gab_task_locals_ref (current);
 
-  if (Py_IsInitialized () && PyGILState_Check () && gab_python_ensure ())
+  if (GAB_GIL_HELD () && gab_python_ensure ())
     {
       PyObject *loop = gab_py_running_loop ();
 

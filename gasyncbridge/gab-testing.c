@@ -25,6 +25,7 @@
 #include <glib/gstdio.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -520,6 +521,7 @@ typedef struct
 {
   gboolean exited;
   gboolean timed_out;
+  GSource *kill_timer;   /* after a timeout: SIGKILL if SIGABRT was not enough */
 } ChildWait;
 
 static void
@@ -533,14 +535,32 @@ child_exited (GObject      *source,
   wait->exited = TRUE;
 }
 
+/* How long a timed-out test has to print its stacks before it is killed. */
+#define GAB_TEST_DUMP_SECONDS 5
+
+static gboolean
+child_killed (gpointer data)
+{
+  g_subprocess_force_exit (G_SUBPROCESS (data));
+  return G_SOURCE_REMOVE;
+}
+
+/* A test past its timeout gets SIGABRT first: faulthandler, on in the
+ * child (PYTHONFAULTHANDLER=1), prints the Python stack of every thread
+ * into its output. SIGKILL follows if it is still there a little later. */
 static gboolean
 child_timed_out (gpointer data)
 {
   GSubprocess *proc = data;
   ChildWait *wait = g_object_get_data (G_OBJECT (proc), "gab-test-wait");
+  GSource *kill_timer;
 
   wait->timed_out = TRUE;
-  g_subprocess_force_exit (proc);
+  g_subprocess_send_signal (proc, SIGABRT);
+  kill_timer = g_timeout_source_new_seconds (GAB_TEST_DUMP_SECONDS);
+  g_source_set_callback (kill_timer, child_killed, g_object_ref (proc), g_object_unref);
+  g_source_attach (kill_timer, g_main_context_get_thread_default ());
+  wait->kill_timer = kill_timer;
   return G_SOURCE_REMOVE;
 }
 
@@ -684,6 +704,8 @@ run_in_subprocess (gconstpointer data)
   g_ptr_array_add (argv, NULL);
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
+  if (g_getenv ("PYTHONFAULTHANDLER") == NULL)
+    g_subprocess_launcher_setenv (launcher, "PYTHONFAULTHANDLER", "1", TRUE);
   g_subprocess_launcher_take_stdout_fd (launcher, dup (fd));
 
   ctx = g_main_context_new ();
@@ -703,6 +725,11 @@ run_in_subprocess (gconstpointer data)
         g_main_context_iteration (ctx, TRUE);
       if (timer != NULL)
         g_source_destroy (timer);
+      if (wait.kill_timer != NULL)
+        {
+          g_source_destroy (wait.kill_timer);
+          g_source_unref (wait.kill_timer);
+        }
     }
   g_main_context_pop_thread_default (ctx);
   if (proc == NULL)
@@ -718,7 +745,8 @@ run_in_subprocess (gconstpointer data)
 
   if (wait.timed_out)
     g_test_fail_printf ("timed out after %u s, and was killed (the timeout is "
-                        "set by GAB_TEST_FULL () or GAB_TEST_TIMEOUT)", timeout);
+                        "set by GAB_TEST_FULL () or GAB_TEST_TIMEOUT; its Python "
+                        "stacks, if any, are in its output above)", timeout);
   else if (g_subprocess_get_if_signaled (proc))
     {
       int sig = g_subprocess_get_term_sig (proc);

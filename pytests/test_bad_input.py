@@ -712,8 +712,7 @@ os._exit(0)     # the runtime thread may be stuck: skip the exit-time shutdown
 
 
 def test_loop_on_the_runtime_thread_gets_a_clear_error():
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(LOOP_ON_RUNTIME_SCRIPT)],
-                          capture_output=True, text=True, timeout=60)
+    proc = watchdog.run([sys.executable, "-c", textwrap.dedent(LOOP_ON_RUNTIME_SCRIPT)], 60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "RuntimeError True\n", proc.stdout + proc.stderr
 
@@ -732,8 +731,7 @@ asyncio.run(main())
 
 
 def test_shutdown_from_the_runtime_thread_raises():
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(SHUTDOWN_ON_RUNTIME_SCRIPT)],
-                          capture_output=True, text=True, timeout=60)
+    proc = watchdog.run([sys.executable, "-c", textwrap.dedent(SHUTDOWN_ON_RUNTIME_SCRIPT)], 60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "RuntimeError\nstill works\n"
     assert proc.stderr == ""

@@ -18,6 +18,12 @@ import gasyncbridge
 import _gab_testmod as tm
 import helpers_mod
 
+_TOOLS = os.path.join(os.environ.get("GAB_SOURCE_DIR")
+                      or os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+if _TOOLS not in sys.path:
+    sys.path.insert(0, _TOOLS)
+import watchdog  # noqa: E402  (every child: a time limit and a stack dump)
+
 
 # ---- Python awaits C -------------------------------------------------------
 
@@ -649,8 +655,7 @@ def test_huge_and_infinite_sleeps_cancel_cleanly(run):
 
 def run_script(source, timeout=60):
     env = dict(os.environ)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(source)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return watchdog.run([sys.executable, "-c", textwrap.dedent(source)], timeout, env=env)
 
 
 def test_process_exit_with_pending_operations():
@@ -720,6 +725,8 @@ def test_fork_child_fails_clearly_and_can_init_again():
         pending = loop.run_until_complete(start())   # runtime busy with them
         pid = os.fork()
         if pid == 0:
+            import faulthandler
+            faulthandler.dump_traceback_later(30, exit=True)   # its own limit
             # the parent's operations can never complete here: they failed
             print("child pending:", sorted({type(f.exception()).__name__ for f in pending}))
             async def m():

@@ -2,6 +2,7 @@
 """GError <-> Python exception mapping, both ways."""
 import asyncio
 import errno
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,12 @@ import pytest
 
 import gasyncbridge
 import _gab_testmod as tm
+
+_TOOLS = os.path.join(os.environ.get("GAB_SOURCE_DIR")
+                      or os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+if _TOOLS not in sys.path:
+    sys.path.insert(0, _TOOLS)
+import watchdog  # noqa: E402  (every child: a time limit and a stack dump)
 
 IO = "g-io-error-quark"
 
@@ -241,8 +248,7 @@ def test_glib_error_domains_make_a_bounded_number_of_quarks():
     new domains must not grow memory without bound. Past 256 new domains
     (or for one longer than 128 bytes) the GLibError is a GAB_PYTHON_ERROR
     that keeps it; known domains map as before, and the bridge works."""
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(DOMAIN_FLOOD_SCRIPT)],
-                          capture_output=True, text=True, timeout=120)
+    proc = watchdog.run([sys.executable, "-c", textwrap.dedent(DOMAIN_FLOOD_SCRIPT)], 120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout == "ok\n", proc.stdout + proc.stderr
 
@@ -263,8 +269,7 @@ def test_glib_error_in_the_bridge_domain_before_any_other_error():
     """The first error of a process a GLibError naming GAB_PYTHON_ERROR's
     domain: the extended domain must be registered by then, or the GError
     has no private part for the bridge to read (it crashed)."""
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(BRIDGE_DOMAIN_FIRST_SCRIPT)],
-                          capture_output=True, text=True, timeout=60)
+    proc = watchdog.run([sys.executable, "-c", textwrap.dedent(BRIDGE_DOMAIN_FIRST_SCRIPT)], 60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout == "ok\n"
 

@@ -168,8 +168,8 @@ def run_script(source, timeout=60, watch=True, args=()):
         prelude = (f"import watchdog as _wd\n"
                    f"_wd.Watchdog({timeout - 5}, label='script').arm()\n")
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(source), *args],
-                          capture_output=True, text=True, timeout=timeout, env=script_env())
+    proc = watchdog.run([sys.executable, "-c", prelude + textwrap.dedent(source), *args],
+                        timeout, env=script_env())
     proc.elapsed = time.monotonic() - t0
     return proc
 
@@ -1251,7 +1251,9 @@ async def echo(v):
     return v
 
 def child():
-    signal.alarm(20)
+    import faulthandler
+    faulthandler.dump_traceback_later(20, exit=True)   # its own limit, stacks shown
+    signal.alarm(25)
     results = []
     def body():
         async def main():
@@ -1340,7 +1342,9 @@ async def start():
 keep = loop.run_until_complete(start())
 pid = os.fork()
 if pid == 0:
-    signal.alarm(20)
+    import faulthandler
+    faulthandler.dump_traceback_later(20, exit=True)   # its own limit, stacks shown
+    signal.alarm(25)
     # the child exits the normal way, interpreter finalization and all,
     # without ever having called init()
     sys.exit(0)

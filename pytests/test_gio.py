@@ -26,6 +26,12 @@ import gasyncbridge
 from gasyncbridge import gio
 from conftest import GI_MISSING, NO_GI
 
+_TOOLS = os.path.join(os.environ.get("GAB_SOURCE_DIR")
+                      or os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+if _TOOLS not in sys.path:
+    sys.path.insert(0, _TOOLS)
+import watchdog  # noqa: E402  (every child: a time limit and a stack dump)
+
 G_IO_ERROR = "g-io-error-quark"
 # GIOErrorEnum codes the tests look for.
 NOT_FOUND, EXISTS, IS_DIRECTORY, NOT_DIRECTORY, PERMISSION_DENIED = 1, 2, 3, 4, 14
@@ -255,9 +261,8 @@ def test_permission_denied(tmp_path):
         kwargs["group"] = 65534
         kwargs["extra_groups"] = []
     try:
-        proc = subprocess.run([sys.executable, "-c", PERMISSION_SCRIPT, str(secret), str(locked)],
-                              capture_output=True, text=True, timeout=120, env=os.environ,
-                              **kwargs)
+        proc = watchdog.run([sys.executable, "-c", PERMISSION_SCRIPT, str(secret), str(locked)],
+                            120, env=os.environ, **kwargs)
     except PermissionError as e:   # no CAP_SETUID in this container
         pytest.skip(f"cannot drop to uid 65534 to provoke EACCES as root: {e}")
     finally:
@@ -1122,9 +1127,8 @@ def test_stubs_with_mypy_stubtest(tmp_path):
     allowlist.write_text("".join(f"{module}.{name}\n" for module, names in STUB_ONLY.items()
                                  for name in sorted(names)))
     env = dict(os.environ, MYPYPATH=str(tmp_path / "stubs"))
-    proc = subprocess.run([sys.executable, "-m", "mypy.stubtest", "--allowlist", str(allowlist),
-                           "gasyncbridge"], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = watchdog.run([sys.executable, "-m", "mypy.stubtest", "--allowlist", str(allowlist),
+                         "gasyncbridge"], 300, cwd=cwd, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -1160,8 +1164,7 @@ def test_stubs_are_installed():
     meson = shutil.which("meson")
     if not build_dir or not meson:
         pytest.skip("needs GAB_BUILD_DIR (set by meson test) and meson")
-    proc = subprocess.run([meson, "introspect", "--installed", build_dir],
-                          capture_output=True, text=True, timeout=120)
+    proc = watchdog.run([meson, "introspect", "--installed", build_dir], 120)
     assert proc.returncode == 0, proc.stderr
     installed = json.loads(proc.stdout).values()
     so = [p for p in installed if os.path.basename(p).startswith("_gasyncbridge.cpython")]

@@ -586,7 +586,6 @@ gil_probe_child (const char *name)
   PyThreadState *ts;
 
   setrlimit (RLIMIT_CORE, &no_core);
-  alarm (20);
   asyncio = PyImport_ImportModule ("asyncio");
   loop = PyObject_CallMethod (asyncio, "new_event_loop", NULL);
   coro = PyObject_CallMethod (asyncio, "sleep", "i", 0);
@@ -657,21 +656,148 @@ gil_probe_child (const char *name)
   _exit (0);
 }
 
+/* ---- children with a time limit of their own ---------------------------- */
+
+/* A child of this test gets PROBE_CHILD_SECONDS to report itself stuck (its
+ * SIGALRM handler prints its own stack and aborts, and faulthandler, on
+ * through PYTHONFAULTHANDLER, adds every thread's Python stack), and the
+ * parent kills it PROBE_KILL_SECONDS after starting it, whatever it does:
+ * a hang is one clear failure, never a suite timeout.
+ *
+ * Under AddressSanitizer the children unwind the stack of each malloc the
+ * fast way and skip the leak check (they end with _exit() anyway): the
+ * careful unwinding that tools/sanitize asks for made each child take 3-10 s
+ * of CPU on a loaded 2-core machine, and the 22 of them together outlived
+ * the test's 90 s limit; that was the "hang" after gab_run_until_complete. */
+#define PROBE_CHILD_SECONDS 30
+#define PROBE_KILL_SECONDS  60
+
+#include <execinfo.h>
+#include <signal.h>
+
+static void
+child_alarm (int signum)
+{
+  static const char msg[] = "\nchild: no result within its time limit: it hangs; "
+                            "its stack:\n";
+  void *frames[64];
+  int n;
+
+  if (write (2, msg, sizeof msg - 1) < 0)
+    _exit (125);
+  n = backtrace (frames, G_N_ELEMENTS (frames));
+  backtrace_symbols_fd (frames, n, 2);
+  signal (SIGABRT, SIG_DFL);
+  abort ();
+}
+
+/* In the child, first thing: its own time limit. */
+static void
+child_arm_alarm (void)
+{
+  const gchar *seconds = g_getenv ("GAB_TEST_CHILD_SECONDS");   /* to try it */
+
+  signal (SIGALRM, child_alarm);
+  alarm (seconds != NULL ? (guint) atoi (seconds) : PROBE_CHILD_SECONDS);
+  if (g_getenv ("GAB_TEST_CHILD_HANG") != NULL)
+    pause ();
+}
+
+typedef struct
+{
+  GMainLoop   *loop;
+  GSubprocess *process;
+  gboolean     timed_out;
+  gchar       *out;
+  gchar       *err;
+  GError      *error;
+} ChildRun;
+
+static void
+child_communicated (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      data)
+{
+  ChildRun *run = data;
+
+  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result,
+                                        &run->out, &run->err, &run->error);
+  g_main_loop_quit (run->loop);
+}
+
+static gboolean
+child_kill (gpointer data)
+{
+  ChildRun *run = data;
+
+  run->timed_out = TRUE;
+  g_subprocess_force_exit (run->process);
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs @argv with its stdout and stderr captured and a time limit (see
+ * above). Returns the wait status; a child that had to be killed fails the
+ * test with what it printed. */
+static gint
+run_child (const gchar * const *argv,
+           gchar              **out,
+           gchar              **err)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_autofree gchar *asan = g_strdup_printf ("%s%sfast_unwind_on_malloc=1:detect_leaks=0",
+                                            g_getenv ("ASAN_OPTIONS") ? g_getenv ("ASAN_OPTIONS") : "",
+                                            g_getenv ("ASAN_OPTIONS") ? ":" : "");
+  ChildRun run = { 0 };
+  GSource *timeout;
+  gint status;
+
+  g_subprocess_launcher_setenv (launcher, "PYTHONFAULTHANDLER", "1", TRUE);
+  g_subprocess_launcher_setenv (launcher, "ASAN_OPTIONS", asan, TRUE);
+  g_main_context_push_thread_default (context);
+  run.loop = g_main_loop_new (context, FALSE);
+  run.process = g_subprocess_launcher_spawnv (launcher, argv, &run.error);
+  g_assert_no_error (run.error);
+  g_subprocess_communicate_utf8_async (run.process, NULL, NULL, child_communicated, &run);
+  timeout = g_timeout_source_new_seconds (PROBE_KILL_SECONDS);
+  g_source_set_callback (timeout, child_kill, &run, NULL);
+  g_source_attach (timeout, context);
+  g_main_loop_run (run.loop);
+  g_source_destroy (timeout);
+  g_source_unref (timeout);
+  g_assert_no_error (run.error);
+  /* The exit status is there once the pipes have closed: wait for it. */
+  g_subprocess_wait (run.process, NULL, NULL);
+  status = g_subprocess_get_status (run.process);
+  g_main_context_pop_thread_default (context);
+  g_main_loop_unref (run.loop);
+  g_object_unref (run.process);
+  if (run.timed_out)
+    g_test_fail_printf ("child %s %s killed after %d s: it hangs; it printed:\n%s\n%s",
+                        argv[0], argv[1] ? argv[1] : "", PROBE_KILL_SECONDS,
+                        run.out, run.err);
+  *out = run.out;
+  *err = run.err;
+  return status;
+}
+
 static void
 test_gil_probe (gconstpointer data)
 {
   const GilProbe *probe = data;
   g_autofree gchar *exe = g_file_read_link ("/proc/self/exe", NULL);
   g_autofree gchar *out = NULL, *err = NULL;
-  g_autoptr(GError) error = NULL;
   const gchar *argv[] = { exe, "--gil-probe", probe->name, NULL };
   gboolean checked;
-  gint status;
 
   g_assert_nonnull (exe);
-  g_assert_true (g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                               &out, &err, &status, &error));
-  g_assert_no_error (error);
+  run_child (argv, &out, &err);
+  if (strstr (err, "no result within") != NULL)
+    {
+      g_test_fail_printf ("the probe child of %s hangs:\n%s", probe->name, err);
+      return;
+    }
   g_assert_nonnull (strstr (err, "without the GIL"));
   /* The check: a critical naming the GIL, and a return instead of a crash. */
   checked = (strstr (err, "PyGILState_Check") != NULL || strstr (err, "GAB_GIL_HELD") != NULL)
@@ -1066,6 +1192,7 @@ main (int    argc,
   under_valgrind = g_getenv ("GAB_UNDER_VALGRIND") != NULL;
   if (argc == 3 && g_str_equal (argv[1], "--gil-probe"))
     {
+      child_arm_alarm ();
       Py_InitializeEx (0);
       return gil_probe_child (argv[2]);
     }

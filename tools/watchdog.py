@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 
-__all__ = ["Watchdog", "for_pytest", "gdb_available"]
+__all__ = ["Watchdog", "for_pytest", "gdb_available", "run", "ChildHung"]
 
 GDB = shutil.which("gdb")
 GDB_TIMEOUT = 60
@@ -157,6 +157,111 @@ class Watchdog:
     def __exit__(self, *exc):
         self.disarm()
         return False
+
+
+# ---- children with a time limit of their own ---------------------------------
+
+class ChildHung(AssertionError):
+    """A child started by run() did not finish in time. Its message has what
+    the child printed, its Python stacks (faulthandler) included."""
+
+
+def run(argv, timeout, *, env=None, input=None, text=True, cwd=None, dump_grace=5.0,
+        **popen_kwargs):
+    """subprocess.run(argv, capture_output=True) with a time limit that turns
+    a hang into one clear failure (ChildHung), never a suite timeout:
+
+    * Python in the child (a script, or a C program that embeds Python) runs
+      with PYTHONFAULTHANDLER=1, so the SIGABRT sent at the time limit prints
+      the Python stack of every thread before it dies;
+    * a child that does not die of it within `dump_grace` seconds is killed
+      (SIGKILL), C programs included.
+
+    No gdb needed. Returns the CompletedProcess otherwise."""
+    environ = dict(os.environ if env is None else env)
+    environ.setdefault("PYTHONFAULTHANDLER", "1")
+    # A session of its own: the signals reach the children it forked too,
+    # which would otherwise keep its pipes open after it died.
+    popen_kwargs.setdefault("start_new_session", True)
+    proc = subprocess.Popen(argv, env=environ, cwd=cwd, text=text,
+                            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            errors="replace" if text else None, **popen_kwargs)
+
+    def signal_all(signum):
+        try:
+            if popen_kwargs.get("start_new_session"):
+                os.killpg(proc.pid, signum)
+            else:
+                proc.send_signal(signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            signal_all(signal.SIGABRT)
+            out, err = proc.communicate(timeout=dump_grace)
+            how = "aborted (SIGABRT)"
+        except subprocess.TimeoutExpired:
+            signal_all(signal.SIGKILL)
+            try:
+                out, err = proc.communicate(timeout=dump_grace)
+            except subprocess.TimeoutExpired:
+                out, err = "", "(its output could not be read: something still holds its pipes)"
+                if not text:
+                    out, err = out.encode(), err.encode()
+            how = "killed (SIGKILL: SIGABRT did not end it)"
+        raise ChildHung(f"{' '.join(map(str, argv))[:200]}: no result within {timeout} s; "
+                        f"{how}. Its stdout:\n{out}\nIts stderr (stacks):\n{err}") from None
+    except BaseException:
+        signal_all(signal.SIGKILL)
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+class deadline:
+    """For a child started with Popen that a test talks to: if it is still
+    running `seconds` after the block starts, SIGABRT (faulthandler's stacks,
+    if it was started with PYTHONFAULTHANDLER=1: see child_env()), then
+    SIGKILL `dump_grace` seconds later. `.expired` says whether it fired."""
+
+    def __init__(self, proc, seconds, dump_grace=5.0):
+        import threading
+        self.proc = proc
+        self.expired = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(seconds, dump_grace),
+                                        daemon=True)
+
+    def _watch(self, seconds, dump_grace):
+        if self._stop.wait(seconds) or self.proc.poll() is not None:
+            return
+        self.expired = True
+        try:
+            self.proc.send_signal(signal.SIGABRT)
+            if not self._stop.wait(dump_grace) and self.proc.poll() is None:
+                self.proc.kill()
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+
+def child_env(env=None):
+    """The environment for a child: PYTHONFAULTHANDLER=1 added."""
+    environ = dict(os.environ if env is None else env)
+    environ.setdefault("PYTHONFAULTHANDLER", "1")
+    return environ
 
 
 _real_stderr = None

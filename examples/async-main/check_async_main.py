@@ -12,6 +12,9 @@ import signal
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import watchdog  # noqa: E402  (a time limit and a stack dump for every child)
+
 
 def fail(message, out="", err=""):
     print(f"FAIL: {message}\n---- stdout ----\n{out}\n---- stderr ----\n{err}")
@@ -19,7 +22,7 @@ def fail(message, out="", err=""):
 
 
 def check_output(exe, greeter):
-    proc = subprocess.run([exe], capture_output=True, text=True, timeout=30)
+    proc = watchdog.run([exe], 30)
     with open(greeter) as f:
         lines = f.read().count("\n")
     expected = [
@@ -33,7 +36,7 @@ def check_output(exe, greeter):
 
 def check_failure(exe, greeter):
     missing = os.path.join(os.path.dirname(exe), "no-such-file.txt")
-    proc = subprocess.run([exe, missing], capture_output=True, text=True, timeout=30)
+    proc = watchdog.run([exe, missing], 30)
     if proc.returncode != 1:
         fail(f"status {proc.returncode}, expected 1", proc.stdout, proc.stderr)
     if not proc.stderr.startswith("async-main: ") or "no-such-file.txt" not in proc.stderr:
@@ -48,9 +51,10 @@ def check_signal(exe, greeter, signame):
     # cancellation, not by end of file.
     stdin_r, stdin_w = os.pipe()
     proc = subprocess.Popen([exe, "--wait"], stdin=stdin_r, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=watchdog.child_env())
     os.close(stdin_r)
     seen = []
+    limit = watchdog.deadline(proc, 60).__enter__()
     try:
         # The program says when its handlers are in place and its work waits.
         for line in proc.stdout:
@@ -68,6 +72,9 @@ def check_signal(exe, greeter, signame):
         fail(f"still running 30 s after {signame}", "\n".join(seen) + out, err)
     finally:
         os.close(stdin_w)
+        limit.__exit__()
+    if limit.expired:
+        fail("no result within 60 s: aborted (its stacks are on stderr)", "\n".join(seen) + out, err)
     lines = seen + out.splitlines()
     if proc.returncode != 128 + signum:
         fail(f"status {proc.returncode}, expected {128 + signum}", "\n".join(lines), err)

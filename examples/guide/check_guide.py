@@ -9,6 +9,9 @@ import signal
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import watchdog  # noqa: E402  (a time limit and a stack dump for every child)
+
 
 def fail(message, out="", err=""):
     print(f"FAIL: {message}\n---- stdout ----\n{out}\n---- stderr ----\n{err}")
@@ -16,7 +19,7 @@ def fail(message, out="", err=""):
 
 
 def expect(argv, status, lines, stderr_has=None, exact=False):
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    proc = watchdog.run(argv, 60)
     got = proc.stdout.splitlines()
     missing = [line for line in lines if line not in got]
     if proc.returncode != status or missing or (exact and got != lines):
@@ -27,8 +30,12 @@ def expect(argv, status, lines, stderr_has=None, exact=False):
 
 
 def check_signal(exe, signum):
-    proc = subprocess.Popen([exe], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = proc.stdout.readline()
+    proc = subprocess.Popen([exe], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=watchdog.child_env())
+    with watchdog.deadline(proc, 60) as limit:
+        first = proc.stdout.readline()
+    if limit.expired:
+        fail("it did not start within 60 s: aborted", first, proc.stderr.read())
     if first.strip() != "serving":
         proc.kill()
         fail(f"it said {first!r}, not 'serving'", first, proc.stderr.read())

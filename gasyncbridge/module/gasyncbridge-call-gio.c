@@ -597,7 +597,7 @@ gab_module_call_gio (PyObject        *module,
   Py_DECREF (name);
   /* Without a cancellable the operation cannot be stopped, so a cancel
    * cannot wait for it: a plain future drops the result at once. */
-  return gab_future_into_py_full (call_gio_start, call_gio_finish, self,
+  return gab_module_gio_future (call_gio_start, call_gio_finish, self,
                                   call_gio_free,
                                   cancellable != NULL ? GAB_FUTURE_CANCEL_WAITS
                                                       : GAB_FUTURE_NONE);

@@ -201,7 +201,8 @@ gab_module_dbus_call (PyObject *self,
   call->flags = G_DBUS_CALL_FLAGS_NONE;
   call->timeout_msec = timeout;
   /* A plain bridge future: a cancelled call has nothing to clean up. */
-  return gab_future_into_py (dbus_call_start, dbus_call_finish, call, dbus_call_free);
+  return gab_module_gio_future (dbus_call_start, dbus_call_finish, call, dbus_call_free,
+                                GAB_FUTURE_NONE);
 
 fail:
   dbus_call_free (call);

@@ -303,6 +303,6 @@ gab_module_load_contents (PyObject *self,
     return NULL;
   read = g_new0 (FileRead, 1);
   read->file = file;
-  return gab_future_into_py_full (load_start, load_finish, read, file_read_free,
+  return gab_module_gio_future (load_start, load_finish, read, file_read_free,
                                   GAB_FUTURE_CANCEL_WAITS);
 }

@@ -129,7 +129,7 @@ gab_module_replace_contents (PyObject *self,
   PyBuffer_Release (&view);
   replace->etag = g_strdup (etag);
   replace->make_backup = make_backup;
-  return gab_future_into_py_full (replace_start, replace_finish, replace,
+  return gab_module_gio_future (replace_start, replace_finish, replace,
                                   replace_free,
                                   GAB_FUTURE_CANCEL_WAITS);
 }
@@ -514,7 +514,7 @@ gab_module_query_info (PyObject *self,
   query->file = file;
   query->attributes = attrs;
   query->flags = follow ? G_FILE_QUERY_INFO_NONE : G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS;
-  return gab_future_into_py_full (query_info_start, query_info_finish, query,
+  return gab_module_gio_future (query_info_start, query_info_finish, query,
                                   query_info_free,
                                   GAB_FUTURE_CANCEL_WAITS);
 }
@@ -703,7 +703,7 @@ gab_module_list_dir (PyObject *self,
   list = g_new0 (ListDir, 1);
   list->file = file;
   list->as_bytes = as_bytes;
-  return gab_future_into_py_full (list_dir_start, list_dir_finish, list,
+  return gab_module_gio_future (list_dir_start, list_dir_finish, list,
                                   list_dir_free,
                                   GAB_FUTURE_CANCEL_WAITS);
 }
@@ -1063,7 +1063,7 @@ gab_module_copy (PyObject *self,
         }
       Py_DECREF (key);
     }
-  return gab_future_into_py_full (copy_start, copy_finish, copy, copy_free,
+  return gab_module_gio_future (copy_start, copy_finish, copy, copy_free,
                                   GAB_FUTURE_CANCEL_WAITS);
 }
 

@@ -318,52 +318,65 @@ static PyMethodDef module_methods[] = {
   { NULL }
 };
 
-static struct PyModuleDef module_def = {
-  PyModuleDef_HEAD_INIT,
-  .m_name = "gasyncbridge._gasyncbridge",
-  .m_doc = "asyncio and GLib/GIO awaiting each other.\n\n"
-           "GIO work runs on a background GLib thread (the runtime); asyncio keeps\n"
-           "its own loop, any loop, on its own thread.",
-  .m_size = -1,
-  .m_methods = module_methods,
-};
-
-PyMODINIT_FUNC
-PyInit__gasyncbridge (void)
+/* Multi-phase initialization: module_exec() runs in every interpreter that
+ * imports the module, so a sub-interpreter is refused at import with an
+ * ImportError (gab_error_get_glib_error_class() goes through the bridge's
+ * interpreter check), instead of getting a copy of the main interpreter's
+ * module, as a single-phase module would. */
+static int
+module_exec (PyObject *module)
 {
-  PyObject *module, *gio, *modules, *glib_error;
+  PyObject *gio, *modules, *glib_error;
 
-  module = PyModule_Create (&module_def);
-  if (module == NULL)
-    return NULL;
   glib_error = gab_error_get_glib_error_class ();
   if (glib_error == NULL
       || PyModule_AddObject (module, "GLibError", Py_NewRef (glib_error)) < 0)
-    goto fail;
+    return -1;
   if (PyModule_AddStringConstant (module, "__version__", GAB_VERSION_STRING) < 0)
-    goto fail;
+    return -1;
   if (gab_module_signals_init (module) < 0 || gab_module_dbus_init (module) < 0)
-    goto fail;
+    return -1;
 
   /* `import gasyncbridge.gio` finds the submodule in sys.modules. */
   gio = gab_module_gio_new ();
   if (gio == NULL)
-    goto fail;
+    return -1;
   if (gab_module_streams_init (module, gio) < 0)
     {
       Py_DECREF (gio);
-      goto fail;
+      return -1;
     }
   modules = PyImport_GetModuleDict ();
   if (PyDict_SetItemString (modules, "gasyncbridge.gio", gio) < 0
       || PyModule_AddObject (module, "gio", gio) < 0)
     {
       Py_DECREF (gio);
-      goto fail;
+      return -1;
     }
-  return module;
+  return 0;
+}
 
-fail:
-  Py_DECREF (module);
-  return NULL;
+static PyModuleDef_Slot module_slots[] = {
+  { Py_mod_exec, module_exec },
+#if PY_VERSION_HEX >= 0x030C0000
+  { Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED },
+#endif
+  { 0, NULL },
+};
+
+static struct PyModuleDef module_def = {
+  PyModuleDef_HEAD_INIT,
+  .m_name = "gasyncbridge._gasyncbridge",
+  .m_doc = "asyncio and GLib/GIO awaiting each other.\n\n"
+           "GIO work runs on a background GLib thread (the runtime); asyncio keeps\n"
+           "its own loop, any loop, on its own thread.",
+  .m_size = 0,
+  .m_methods = module_methods,
+  .m_slots = module_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__gasyncbridge (void)
+{
+  return PyModuleDef_Init (&module_def);
 }

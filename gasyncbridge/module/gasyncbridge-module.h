@@ -43,6 +43,17 @@ gchar   **gab_module_parse_argv      (PyObject    *argv,
 
 /* ---- gasyncbridge-operation.c, -files.c, -subprocess.c, -resolve.c:
  * the functions of `gio` and what gasyncbridge-gio.c needs of them. */
+/* GIL: gab_future_into_py_full() for GIO work: in a child of fork() whose
+ * GIO would never complete (gab_check_fork_child()), frees @user_data and
+ * raises instead. Every gio function starts its work through it. */
+PyObject *gab_module_gio_future      (GabStartFunc    start,
+                                      GabFinishFunc   finish,
+                                      gpointer        user_data,
+                                      GDestroyNotify  user_data_free,
+                                      GabFutureFlags  flags);
+/* GIL: the same check alone, for GIO work started otherwise; FALSE with
+ * the exception set. */
+gboolean  gab_module_check_fork_child (void);
 /* Runtime thread: complete *@task_slot with the error kept in *@error_slot,
  * or with success; both slots are emptied. For operations of several
  * steps, which keep their first error until the last step. */

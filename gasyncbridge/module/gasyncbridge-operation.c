@@ -20,3 +20,36 @@ gab_module_task_return_outcome (GTask  **task_slot,
     g_task_return_boolean (task, TRUE);
   g_object_unref (task);
 }
+
+PyObject *
+gab_module_gio_future (GabStartFunc    start,
+                       GabFinishFunc   finish,
+                       gpointer        user_data,
+                       GDestroyNotify  user_data_free,
+                       GabFutureFlags  flags)
+{
+  GError *error = NULL;
+
+  /* In a child of fork(), GIO work may have nobody to run it. */
+  if (!gab_check_fork_child (&error))
+    {
+      if (user_data_free != NULL)
+        user_data_free (user_data);   /* the GIL is held, as promised */
+      gab_error_to_python (error);
+      g_error_free (error);
+      return NULL;
+    }
+  return gab_future_into_py_full (start, finish, user_data, user_data_free, flags);
+}
+
+gboolean
+gab_module_check_fork_child (void)
+{
+  GError *error = NULL;
+
+  if (gab_check_fork_child (&error))
+    return TRUE;
+  gab_error_to_python (error);
+  g_error_free (error);
+  return FALSE;
+}

@@ -111,7 +111,7 @@ gab_module_resolve (PyObject *self,
   resolve->flags = family == G_SOCKET_FAMILY_IPV4 ? G_RESOLVER_NAME_LOOKUP_FLAGS_IPV4_ONLY
                    : family == G_SOCKET_FAMILY_IPV6 ? G_RESOLVER_NAME_LOOKUP_FLAGS_IPV6_ONLY
                    : G_RESOLVER_NAME_LOOKUP_FLAGS_DEFAULT;
-  return gab_future_into_py_full (resolve_start, resolve_finish, resolve,
+  return gab_module_gio_future (resolve_start, resolve_finish, resolve,
                                   resolve_free,
                                   GAB_FUTURE_CANCEL_WAITS);
 }

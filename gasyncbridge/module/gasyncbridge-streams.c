@@ -79,6 +79,8 @@ gio_open_read (PyObject *self,
 
   if (!PyArg_ParseTupleAndKeywords (args, kwargs, "O|$n:open_read", kwlist, &path, &limit))
     return NULL;
+  if (!gab_module_check_fork_child ())
+    return NULL;
   if (limit <= 0)
     return PyErr_Format (PyExc_ValueError, "open_read: limit must be > 0, not %zd", limit);
   file = gab_module_file_from_path (path, "open_read: path");
@@ -127,8 +129,11 @@ static PyObject *
 gio_open_write (PyObject *self,
                 PyObject *path)
 {
-  GFile *file = gab_module_file_from_path (path, "open_write: path");
+  GFile *file;
 
+  if (!gab_module_check_fork_child ())
+    return NULL;
+  file = gab_module_file_from_path (path, "open_write: path");
   if (file == NULL)
     return NULL;
   return gab_future_into_py (open_write_start, open_write_finish, file, g_object_unref);
@@ -274,6 +279,8 @@ gio_spawn (PyObject *self,
 
   if (!PyArg_ParseTuple (args, "OiiiOOnp", &argv_obj, &in_mode, &out_mode, &err_mode,
                          &cwd, &env, &limit, &close_fds))
+    return NULL;
+  if (!gab_module_check_fork_child ())
     return NULL;
 
   if (in_mode == PIPE)

@@ -546,7 +546,7 @@ gab_module_communicate (PyObject *self,
       if (comm->envp == NULL)
         goto fail;
     }
-  return gab_future_into_py_full (communicate_start, communicate_finish, comm,
+  return gab_module_gio_future (communicate_start, communicate_finish, comm,
                                   communicate_free,
                                   GAB_FUTURE_CANCEL_WAITS);
 

@@ -30,4 +30,7 @@ gboolean      gab_is_runtime_thread (void);
 GAB_EXTERN
 void          gab_shutdown          (void);
 
+GAB_EXTERN
+gboolean      gab_check_fork_child  (GError        **error);
+
 G_END_DECLS

@@ -19,13 +19,15 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import watchdog  # noqa: E402  (a time limit and a stack dump for every child)
+
 TAP_LINE = re.compile(r"^(ok|not ok) (\d+) (\S+)(?: - (.*?))?(?: # (SKIP|TODO)\s*(.*))?$")
 
 
 def run(argv, **env):
     environ = dict(os.environ, **env)
-    proc = subprocess.run(argv, env=environ, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=300)
+    proc = watchdog.run(argv, 300, env=environ)
     return proc
 
 

@@ -659,6 +659,113 @@ t_cancellable_cancel (PyObject *self,
   Py_RETURN_NONE;
 }
 
+/* ---- iterate(aiterable): the runtime thread consumes an async iterator - */
+
+typedef struct
+{
+  PyObject         *aiterable;
+  GabAsyncIterator *iterator;
+  GTask            *task;
+  guint             count;
+  gchar            *error;    /* "domain code: message" of how it ended */
+} Iterate;
+
+static void
+iterate_free (gpointer data)
+{
+  Iterate *self = data;
+
+  Py_XDECREF (self->aiterable);
+  g_clear_object (&self->iterator);
+  g_free (self->error);
+  g_free (self);
+}
+
+static void iterate_next (GObject *source, GAsyncResult *result, gpointer data);
+
+static void
+iterate_more (Iterate *self)
+{
+  gab_async_iterator_next_variant_async (self->iterator, g_task_get_cancellable (self->task),
+                                         iterate_next, self);
+}
+
+static void
+iterate_next (GObject      *source,
+              GAsyncResult *result,
+              gpointer      data)
+{
+  Iterate *self = data;
+  GError *error = NULL;
+  GVariant *item = gab_async_iterator_next_variant_finish (self->iterator, result, &error);
+  GTask *task;
+
+  if (item != NULL)
+    {
+      g_variant_unref (item);
+      self->count++;
+      iterate_more (self);
+      return;
+    }
+  if (error != NULL)
+    self->error = g_strdup_printf ("%s %d: %s", g_quark_to_string (error->domain),
+                                   error->code, error->message);
+  g_clear_error (&error);
+  /* Returning may complete the operation at once, and free @self with it:
+   * nothing of @self is touched after. */
+  task = g_steal_pointer (&self->task);
+  g_task_return_boolean (task, TRUE);
+  g_object_unref (task);
+}
+
+static void
+iterate_start (GCancellable        *cancellable,
+               GAsyncReadyCallback  callback,
+               gpointer             callback_data,
+               gpointer             user_data)
+{
+  Iterate *self = user_data;
+  PyGILState_STATE state;
+  GError *error = NULL;
+
+  self->task = g_task_new (NULL, cancellable, callback, callback_data);
+  state = PyGILState_Ensure ();
+  self->iterator = gab_async_iterator_new (self->aiterable, 0, &error);
+  PyGILState_Release (state);
+  if (self->iterator == NULL)
+    {
+      GTask *task = g_steal_pointer (&self->task);
+
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+  iterate_more (self);
+}
+
+static PyObject *
+iterate_finish (GObject       *source,
+                GAsyncResult  *result,
+                gpointer       user_data,
+                GError       **error)
+{
+  Iterate *self = user_data;
+
+  if (!g_task_propagate_boolean (G_TASK (result), error))
+    return NULL;
+  return Py_BuildValue ("(Is)", self->count, self->error);
+}
+
+static PyObject *
+t_iterate (PyObject *self,
+           PyObject *aiterable)
+{
+  Iterate *data = g_new0 (Iterate, 1);
+
+  data->aiterable = Py_NewRef (aiterable);
+  return gab_future_into_py (iterate_start, iterate_finish, data, iterate_free);
+}
+
 /* ---- conversions ------------------------------------------------------ */
 
 static PyObject *
@@ -835,6 +942,8 @@ static PyMethodDef methods[] = {
   { "fail", t_fail, METH_VARARGS, "An operation failing with GError(domain, code, message)." },
   { "finish_raises", t_finish_raises, METH_O, NULL },
   { "await_py", t_await_py, METH_O, "The runtime thread awaits a Python awaitable." },
+  { "iterate", t_iterate, METH_O,
+    "The runtime thread consumes an async iterable: (items, how it ended or None)." },
   { "call", t_call, METH_VARARGS, "gab_call_async from the runtime thread." },
   { "into_future_here", t_into_future_here, METH_VARARGS, NULL },
   { "call_here", t_call_here, METH_VARARGS, NULL },
