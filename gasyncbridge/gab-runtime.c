@@ -243,6 +243,8 @@ note_glib_threads (void)
  * work may do the same. Any thread.
  *
  * Returns: %FALSE (with @error set) if GIO work would hang here
+ *
+ * Since: 0.1
  */
 gboolean
 gab_check_fork_child (GError **error)
