@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Reliability under hostile use (issue 16): exits that never hang, fork,
 BaseExceptions, Ctrl-C in the completion path, generator-based coroutines,
 finalizers and atexit handlers, sub-interpreters, dropped loops.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The Python side of rel-main.c (pytests/test_reliability.py)."""
 import asyncio
 import os
