@@ -69,6 +69,46 @@ str_or_none (const char *s)
   return s != NULL ? PyUnicode_FromString (s) : Py_NewRef (Py_None);
 }
 
+/* GDBus takes its connection lock in these calls, and its worker thread
+ * can hold that lock while it drops the last reference to an object that
+ * PyGObject wraps, which then waits for the GIL: called with the GIL, they
+ * could deadlock, so the GIL is released around each (they never call
+ * back into Python). */
+static void
+unsubscribe_without_gil (GDBusConnection *connection,
+                         guint            id)
+{
+  Py_BEGIN_ALLOW_THREADS
+  g_dbus_connection_signal_unsubscribe (connection, id);
+  Py_END_ALLOW_THREADS
+}
+
+static void
+unregister_without_gil (GDBusConnection *connection,
+                        GArray          *ids)
+{
+  Py_BEGIN_ALLOW_THREADS
+  for (guint i = 0; i < ids->len; i++)
+    g_dbus_connection_unregister_object (connection, g_array_index (ids, guint, i));
+  Py_END_ALLOW_THREADS
+}
+
+static gboolean
+emit_without_gil (GDBusConnection *connection,
+                  const char      *path,
+                  const char      *interface,
+                  const char      *name,
+                  GVariant        *params,
+                  GError         **error)
+{
+  gboolean ok;
+
+  Py_BEGIN_ALLOW_THREADS
+  ok = g_dbus_connection_emit_signal (connection, NULL, path, interface, name, params, error);
+  Py_END_ALLOW_THREADS
+  return ok;
+}
+
 /* Loop thread, GIL. */
 static PyObject *
 signal_message_convert (gpointer data,
@@ -143,7 +183,7 @@ subscription_cancel (Subscription *self)
     {
       /* Thread-safe in GDBus; the callback's data goes in the runtime's
        * context later. */
-      g_dbus_connection_signal_unsubscribe (self->connection, self->id);
+      unsubscribe_without_gil (self->connection, self->id);
       self->id = 0;
     }
 }
@@ -247,7 +287,7 @@ subscribe_call_free (gpointer data)
 
   /* GIL held (gab_future_into_py's promise). Not handed over: undo. */
   if (call->id != 0)
-    g_dbus_connection_signal_unsubscribe (call->connection, call->id);
+    unsubscribe_without_gil (call->connection, call->id);
   if (call->channel != NULL)
     {
       if (call->id != 0)
@@ -828,9 +868,7 @@ registration_cancel (Registration *self)
     }
   if (self->ids != NULL)
     {
-      for (guint i = 0; i < self->ids->len; i++)
-        g_dbus_connection_unregister_object (self->connection,
-                                             g_array_index (self->ids, guint, i));
+      unregister_without_gil (self->connection, self->ids);
       g_array_set_size (self->ids, 0);
     }
   if (self->channel != NULL)
@@ -921,8 +959,7 @@ registration_emit_signal (PyObject        *object,
   params = gab_variant_from_python (args[1], G_VARIANT_TYPE (signature->str), &error);
   if (params == NULL)
     return PyErr_Format (PyExc_TypeError, "emit_signal %s: %s", name, error->message);
-  if (!g_dbus_connection_emit_signal (self->connection, NULL, self->path, iface->name, name,
-                                      params, &error))
+  if (!emit_without_gil (self->connection, self->path, iface->name, name, params, &error))
     return gab_error_to_python (error);
   Py_RETURN_NONE;
 }
@@ -993,11 +1030,10 @@ registration_properties_changed (PyObject        *object,
       g_variant_builder_add (&invalidated, "s", pname);
     }
   Py_DECREF (list);
-  if (!g_dbus_connection_emit_signal (self->connection, NULL, self->path,
-                                      PROPERTIES_INTERFACE, "PropertiesChanged",
-                                      g_variant_new ("(sa{sv}as)", interface, &changed,
-                                                     &invalidated),
-                                      &error))
+  if (!emit_without_gil (self->connection, self->path, PROPERTIES_INTERFACE,
+                         "PropertiesChanged",
+                         g_variant_new ("(sa{sv}as)", interface, &changed, &invalidated),
+                         &error))
     return gab_error_to_python (error);
   Py_RETURN_NONE;
 
@@ -1090,9 +1126,7 @@ register_call_free (gpointer data)
 
   if (call->ids != NULL)
     {
-      for (guint i = 0; i < call->ids->len; i++)
-        g_dbus_connection_unregister_object (call->connection,
-                                             g_array_index (call->ids, guint, i));
+      unregister_without_gil (call->connection, call->ids);
       g_array_unref (call->ids);
     }
   if (call->channel != NULL)
