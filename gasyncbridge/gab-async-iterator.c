@@ -547,7 +547,7 @@ driver_init (void)
 
   if (drive_func != NULL)
     return TRUE;
-  if (!gab_python_ensure () || PyType_Ready (&Sink_Type) < 0)
+  if (!gab_lifecycle_start (NULL) || PyType_Ready (&Sink_Type) < 0)
     return FALSE;
   globals = gab_py_run_source (driver_source, "gasyncbridge._iterator", NULL);
   if (globals == NULL)
@@ -979,7 +979,7 @@ gab_async_iterator_new (PyObject  *aiterable,
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!gab_python_ensure_error (error) || !gab_runtime_ensure (error))
+  if (!gab_error_start_subsystem (NULL, error) || !gab_runtime_ensure (error))
     return NULL;
   if (!driver_init ())
     {

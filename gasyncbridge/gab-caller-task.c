@@ -25,7 +25,7 @@ gab_caller_task_new (gpointer              source_object,
   GTask *task = NULL;
 
   *dispatch_queue = NULL;
-  if (GAB_GIL_HELD () && gab_python_ensure ())
+  if (GAB_GIL_HELD () && gab_lifecycle_start (NULL))
     {
       PyObject *loop = gab_py_running_loop ();
       GabLoopQueue *queue = loop != NULL ? gab_loop_queue_get (loop) : NULL;

@@ -599,7 +599,7 @@ receiver_type_init (void)
 
   if (channel_next != NULL)
     return TRUE;
-  if (!gab_python_ensure () || PyType_Ready (&Receiver_Type) < 0)
+  if (!gab_lifecycle_start (NULL) || PyType_Ready (&Receiver_Type) < 0)
     return FALSE;
   globals = gab_py_run_source (channel_source, "gasyncbridge._channel", NULL);
   if (globals == NULL)

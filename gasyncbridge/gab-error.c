@@ -180,8 +180,11 @@ static const char glib_error_source[] =
   "        return (type(self), (self.message, self.domain, self.code))\n"
   "GLibError.__module__ = 'gasyncbridge'\n";
 
-gboolean
-gab_error_types_init (void)
+/* GLibError, made by _error.py when the unit starts. */
+static PyObject *glib_error_class;
+
+static gboolean
+error_start (void)
 {
   PyObject *globals;
 
@@ -193,9 +196,30 @@ gab_error_types_init (void)
   globals = gab_py_run_source (glib_error_source, "gasyncbridge._error", NULL);
   if (globals == NULL)
     return FALSE;
-  gab_py.glib_error = Py_XNewRef (PyDict_GetItemString (globals, "GLibError"));
+  glib_error_class = Py_XNewRef (PyDict_GetItemString (globals, "GLibError"));
   Py_DECREF (globals);
-  return gab_py.glib_error != NULL;
+  return glib_error_class != NULL;
+}
+
+static GabSubsystem error_subsystem = {
+  .name = "error",
+  .start = error_start,
+};
+
+gboolean
+gab_error_start_subsystem (GabSubsystem *subsystem,
+                           GError      **error)
+{
+  if (!Py_IsInitialized ())
+    {
+      g_set_error_literal (error, GAB_ERROR, GAB_ERROR_PYTHON_NOT_INITIALIZED,
+                           "The Python interpreter is not initialized");
+      return FALSE;
+    }
+  if (gab_lifecycle_start (&error_subsystem) && gab_lifecycle_start (subsystem))
+    return TRUE;
+  gab_error_set_from_python (error);
+  return FALSE;
 }
 
 /**
@@ -213,9 +237,9 @@ gab_error_types_init (void)
 PyObject *
 gab_error_get_glib_error_class (void)
 {
-  if (!gab_python_ensure ())
+  if (!gab_lifecycle_start (&error_subsystem))
     return NULL;
-  return gab_py.glib_error;
+  return glib_error_class;
 }
 
 gchar *
@@ -378,8 +402,8 @@ gab_error_from_exception (PyObject *exception)
       return error;
     }
 
-  if (gab_py.glib_error != NULL
-      && is_instance (exception, gab_py.glib_error))
+  if (glib_error_class != NULL
+      && is_instance (exception, glib_error_class))
     {
       PyObject *domain, *msg = NULL;
       const char *domain_utf8 = NULL, *msg_utf8 = NULL;
@@ -620,7 +644,7 @@ gab_error_new_python_exception (const GError *error)
 
   g_return_val_if_fail (error != NULL, NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
-  if (!gab_python_ensure ())
+  if (!gab_lifecycle_start (&error_subsystem))
     return NULL;
 
   exception = gab_python_error_get_exception (error);
@@ -642,7 +666,7 @@ gab_error_new_python_exception (const GError *error)
     /* OSError(errno, msg) returns the subclass for that errno. */
     exception = PyObject_CallFunction (PyExc_OSError, "iO", errnum, message);
   else
-    exception = PyObject_CallFunction (gab_py.glib_error, "Osi", message,
+    exception = PyObject_CallFunction (glib_error_class, "Osi", message,
                                        g_quark_to_string (error->domain),
                                        error->code);
   Py_DECREF (message);

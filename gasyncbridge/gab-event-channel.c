@@ -927,7 +927,7 @@ receiver_type_init (void)
 
   if (event_next != NULL)
     return TRUE;
-  if (!gab_python_ensure () || PyType_Ready (&Receiver_Type) < 0
+  if (!gab_lifecycle_start (NULL) || PyType_Ready (&Receiver_Type) < 0
       || PyType_Ready (&Ready_Type) < 0)
     return FALSE;
   globals = gab_py_run_source (event_source, "gasyncbridge._event_channel", NULL);

@@ -229,8 +229,8 @@ op_cancel_run (GabRuntimeItem *item)
   op_unref (op);
 }
 
-void
-gab_future_close_all (void)
+static void
+future_close_all (void)
 {
   GList *l;
 
@@ -248,15 +248,15 @@ gab_future_close_all (void)
     }
 }
 
-void
-gab_future_forget_closed (void)
+static void
+future_forget_closed (void)
 {
   /* The grace period is over: calls that never came back never will. */
   closed_waiting = 0;
 }
 
-gboolean
-gab_future_all_idle (void)
+static gboolean
+future_all_idle (void)
 {
   return pending.length == 0 && closed_waiting == 0;
 }
@@ -285,8 +285,8 @@ op_fail_forked (Op *op)
   PyErr_Clear ();
 }
 
-void
-gab_future_fail_after_fork (void)
+static void
+future_fail_after_fork (void)
 {
   GabRuntimeItem *items = gab_runtime_take_forked_items ();
   GList *l;
@@ -614,11 +614,22 @@ static PyTypeObject OpHandle_Type = {
   .tp_doc = "Cancels a gasyncbridge operation when its future is cancelled.",
 };
 
-gboolean
-gab_future_types_init (void)
+static gboolean
+future_start (void)
 {
-  return PyType_Ready (&OpHandle_Type) == 0;
+  /* The loop queues first: they stop after the futures do. */
+  return gab_loop_queues_start () && PyType_Ready (&OpHandle_Type) == 0;
 }
+
+/* Pending operations: failed at shutdown and in a forked child. */
+static GabSubsystem future_subsystem = {
+  .name = "future",
+  .start = future_start,
+  .closing = future_close_all,
+  .idle = future_all_idle,
+  .closed = future_forget_closed,
+  .after_fork = future_fail_after_fork,
+};
 
 /**
  * gab_future_into_py:
@@ -682,7 +693,7 @@ gab_future_get_operation_class (void)
 
   if (operation_class != NULL)
     return operation_class;
-  if (!gab_python_ensure ())
+  if (!gab_lifecycle_start (&future_subsystem))
     return NULL;
   if (s_request_cancel == NULL)
     s_request_cancel = PyUnicode_InternFromString ("_gab_request_cancel");
@@ -791,7 +802,7 @@ gab_future_into_py_full (GabStartFunc    start,
   op->user_data_free = user_data_free;
   op->flags = flags;
 
-  if (!gab_python_ensure ())
+  if (!gab_lifecycle_start (&future_subsystem))
     goto fail;
   gab_orphans_flush ();
 

@@ -93,6 +93,8 @@ static const char driver_source[] =
 
 static PyObject *awaited_by_c;   /* GIL; the driver function */
 
+static GabSubsystem into_future_subsystem;
+
 static Await *
 await_ref (Await *self)
 {
@@ -332,8 +334,8 @@ static PyTypeObject AwaitHandle_Type = {
   .tp_doc = "Completes a GTask when the Python task it awaits is done.",
 };
 
-gboolean
-gab_into_future_types_init (void)
+static gboolean
+into_future_start (void)
 {
   if (PyType_Ready (&AwaitHandle_Type) < 0)
     return FALSE;
@@ -663,9 +665,19 @@ gab_into_future_start (GabTaskLocals *locals,
                        GabLoopQueue  *dispatch_queue,
                        gboolean       want_variant)
 {
-  Await *self = await_new (task, gab_task_locals_ref (locals), dispatch_queue,
-                           want_variant);
+  Await *self;
 
+  /* Started by the caller's own unit in most cases, not always: a call
+   * queued from C without the GIL reaches here first. */
+  if (!gab_lifecycle_start (&into_future_subsystem))
+    {
+      GError *error = NULL;
+
+      gab_error_set_from_python (&error);
+      gab_into_future_return (task, dispatch_queue, want_variant, NULL, NULL, error);
+      return;
+    }
+  self = await_new (task, gab_task_locals_ref (locals), dispatch_queue, want_variant);
   await_start (self, awaitable);
   await_unref (self);
 }
@@ -684,8 +696,8 @@ gab_into_future_return (GTask        *task,
   await_unref (self);
 }
 
-void
-gab_into_future_close_all (void)
+static void
+into_future_close_all (void)
 {
   while (running.head != NULL)
     {
@@ -726,6 +738,13 @@ gab_into_future_close_all (void)
     }
 }
 
+/* Python awaits under way: failed at shutdown. */
+static GabSubsystem into_future_subsystem = {
+  .name = "into-future",
+  .start = into_future_start,
+  .closing_gil = into_future_close_all,
+};
+
 /**
  * gab_into_future_async:
  * @awaitable: a coroutine, `asyncio.Future`, task, or any object with
@@ -765,7 +784,7 @@ gab_into_future_async (PyObject            *awaitable,
                               GAB_TAG (gab_into_future_async), &dispatch_queue);
   g_task_set_name (task, "gab_into_future_async");
 
-  if (!gab_python_ensure_error (&error) || !gab_runtime_ensure (&error))
+  if (!gab_error_start_subsystem (&into_future_subsystem, &error) || !gab_runtime_ensure (&error))
     goto fail;
   type = Py_TYPE (awaitable);
   if (!gab_py_is_awaitable (awaitable))

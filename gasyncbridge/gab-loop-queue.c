@@ -457,7 +457,7 @@ queue_new (PyObject *loop)
   QueueHandle *handle = NULL, *reader = NULL;
   PyObject *ret, *fd_obj;
 
-  if (PyType_Ready (&QueueHandle_Type) < 0)
+  if (!gab_loop_queues_start ())
     return NULL;
 
   queue = g_new0 (GabLoopQueue, 1);
@@ -534,8 +534,8 @@ gab_loop_queue_get (PyObject *loop)
   return queue;
 }
 
-void
-gab_loop_queues_close (void)
+static void
+queues_close (void)
 {
   g_autoptr(GPtrArray) snapshot = NULL;
   GSList *batches = NULL;
@@ -583,8 +583,8 @@ gab_loop_queues_close (void)
   g_slist_free (batches);
 }
 
-void
-gab_loop_queues_after_fork (void)
+static void
+queues_after_fork (void)
 {
   GHashTableIter iter;
   gpointer value;
@@ -613,4 +613,26 @@ gab_loop_queues_after_fork (void)
       queue->loop = NULL;
     }
   g_hash_table_remove_all (queues);
+}
+
+/* ---- the unit's lifecycle --------------------------------------------- */
+
+static gboolean
+queues_start (void)
+{
+  return PyType_Ready (&QueueHandle_Type) == 0 && gab_loop_watch_types_ready ();
+}
+
+/* The loops' queues: closed at interpreter exit, unhooked in a child. */
+static GabSubsystem queues_subsystem = {
+  .name = "loop-queues",
+  .start = queues_start,
+  .at_exit = queues_close,
+  .after_fork = queues_after_fork,
+};
+
+gboolean
+gab_loop_queues_start (void)
+{
+  return gab_lifecycle_start (&queues_subsystem);
 }

@@ -48,9 +48,9 @@ gpointer      gab_loop_queue_get_data     (GabLoopQueue *queue,
 /* GIL, loop thread: add @watch to this loop's watches. */
 void          gab_loop_queue_watch        (GabLoopQueue *queue,
                                            GabLoopWatch *watch);
-/* GIL held, at shutdown: clean up the items of loops that are not running. */
-void          gab_loop_queues_close       (void);
-/* GIL held, in the child after fork(): unhook every queue from its loop. */
-void          gab_loop_queues_after_fork  (void);
+/* GIL held: start the unit (gab-lifecycle.h), which at interpreter exit
+ * cleans up the items of loops that are not running and in a forked child
+ * unhooks every queue from its loop. FALSE with an exception set. */
+gboolean      gab_loop_queues_start       (void);
 
 G_END_DECLS

@@ -86,8 +86,7 @@ sweep_arm (GabLoopWatchSet *set)
 
   if (set->sweep_armed || set->loop == NULL)
     return;
-  if (PyType_Ready (&SweepHandle_Type) == 0
-      && (handle = PyObject_New (SweepHandle, &SweepHandle_Type)) != NULL)
+  if ((handle = PyObject_New (SweepHandle, &SweepHandle_Type)) != NULL)
     {
       handle->set = set;
       set->owner_ref (set->owner);   /* dropped by the handle's dealloc */
@@ -181,4 +180,10 @@ gab_loop_watch_set_forget (GabLoopWatchSet *set)
   set->loop = NULL;
   while (set->head != NULL)
     gab_loop_watch_remove (set->head);
+}
+
+gboolean
+gab_loop_watch_types_ready (void)
+{
+  return PyType_Ready (&SweepHandle_Type) == 0;
 }

@@ -16,6 +16,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-private.h"
+#include "gab-embed.h"
 #include "gab-python-sources.h"
 
 /* The functions of gasyncbridge/python/_loop.py; GIL. */
@@ -117,7 +118,7 @@ helpers_init (void)
 
   if (run_main != NULL)
     return TRUE;
-  if (!gab_python_ensure ())
+  if (!gab_lifecycle_start (NULL))
     return FALSE;
   globals = gab_py_run_file (&gab_py_source_loop, "gasyncbridge._loop", NULL);
   if (globals == NULL)

@@ -10,6 +10,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-private.h"
+#include "gab-embed.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -12,6 +12,7 @@
 #include "gab-loop-queue.h"
 #include "gab-loop-spin.h"
 #include "gab-caller-task.h"
+#include "gab-lifecycle.h"
 
 G_BEGIN_DECLS
 
@@ -37,7 +38,6 @@ typedef struct
   PyObject *get_running_loop;   /* asyncio._get_running_loop: None if none */
   PyObject *cancelled_error;    /* asyncio.CancelledError */
   PyObject *ensure_future;
-  PyObject *glib_error;         /* gasyncbridge.GLibError */
   /* interned method and keyword names */
   PyObject *s_create_future;
   PyObject *s_add_done_callback;
@@ -69,11 +69,18 @@ typedef struct
 
 extern GabPy gab_py;
 
-/* GIL held. Looks up gab_py, registers the atexit shutdown and the runtime
- * hooks, the first time. FALSE with a Python exception set on failure. */
+/* GIL held. Looks up gab_py, the first time; refuses a sub-interpreter.
+ * FALSE with a Python exception set on failure. The units call
+ * gab_lifecycle_start() instead, which calls this. */
 gboolean  gab_python_ensure        (void);
-/* Same, for callers that report a GError. */
-gboolean  gab_python_ensure_error  (GError **error);
+/* Initialized and not finalizing. */
+gboolean  gab_python_usable        (void);
+/* The runtime's hooks (gab-lifecycle.c): the runtime thread ending drops
+ * its pinned PyThreadState; a thread about to wait for the runtime thread
+ * releases the GIL (block_begin returns what block_end takes). */
+void      gab_python_runtime_thread_exit (void);
+gpointer  gab_python_block_begin   (void);
+void      gab_python_block_end     (gpointer token);
 /* Any thread. Drops a reference now if this thread holds the GIL, else
  * queues it for the next time the bridge runs with the GIL. */
 void      gab_py_decref            (PyObject *object);
@@ -84,14 +91,6 @@ void      gab_gil_release          (PyGILState_STATE state);
 /* Runtime thread: create its persistent PyThreadState, once, so that
  * PyGILState_Ensure() there never creates and destroys one per call. */
 void      gab_python_pin_runtime_thread (void);
-/* Embeds Python in a C program, for gab_main(), gab_test_main() and the
- * asyncio thread: @argc/@argv become sys.argv (none if @argc is 0), no
- * Python signal handlers, the program's directory first on sys.path,
- * unbuffered stdio if asked. Leaves the GIL held by the caller. */
-gboolean  gab_python_embed         (int        argc,
-                                    char     **argv,
-                                    gboolean   unbuffered,
-                                    GError   **error);
 /* GIL held: runs Python @source as the body of a module called
  * @module_name, with the entries of @names (a dict, nullable) defined
  * first, and returns its globals (new ref), or NULL with an exception set.
@@ -165,23 +164,8 @@ GabTaskLocals *gab_task_locals_resolve       (GError       **error);
 /* Runtime thread fast path: make @locals current, return the previous. */
 GabTaskLocals *gab_task_locals_swap          (GabTaskLocals *locals);
 
-/* ---- gab-future.c ----------------------------------------------------- */
-
-gboolean gab_future_types_init (void);
-/* Runtime thread, shutdown: fail pending C operations. */
-void     gab_future_close_all  (void);
-gboolean gab_future_all_idle   (void);
-/* Runtime thread, end of shutdown: stop waiting for calls that never came. */
-void     gab_future_forget_closed (void);
-/* GIL held, in the child after fork(): fail the futures of C operations
- * that the parent's runtime was running. */
-void     gab_future_fail_after_fork (void);
-
 /* ---- gab-into-future.c ------------------------------------------------ */
 
-gboolean gab_into_future_types_init (void);
-/* GIL held, shutdown: fail pending Python awaits with G_IO_ERROR_CLOSED. */
-void     gab_into_future_close_all  (void);
 /* Loop thread, GIL: runs @awaitable as a task of @locals and completes
  * @task with its outcome. Takes @task and @dispatch_queue. */
 void     gab_into_future_start      (GabTaskLocals *locals,
@@ -206,7 +190,10 @@ PyObject *gab_loop_wrap_main (PyObject *awaitable);
 
 /* ---- gab-error.c ------------------------------------------------------ */
 
-gboolean gab_error_types_init (void);
+/* GIL held, or not even Python: starts the error unit and @subsystem
+ * (gab-lifecycle.h), reporting a failure as a GError. */
+gboolean gab_error_start_subsystem (GabSubsystem *subsystem,
+                                    GError      **error);
 /* GIL held: the GError for an exception object (mapped or kept). */
 GError  *gab_error_from_exception (PyObject *exception);
 /* The message of a Python exception object, "Type: str(exc)". */

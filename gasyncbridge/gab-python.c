@@ -1,6 +1,8 @@
 /* gab-python.c: interpreter glue shared by the bridge — cached lookups,
  * the GIL on the runtime thread, references dropped from threads that do
- * not hold the GIL, and the shutdown that runs at interpreter exit.
+ * not hold the GIL. It calls no other unit of the bridge but the runtime
+ * and the loop orphans: starting and stopping the units is
+ * gab-lifecycle.c's.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -16,12 +18,12 @@ gab_py_finalizing (void)
   return gab_compat_is_finalizing ();
 }
 
-/* Python is usable from this process: initialized and not finalizing. */
-static gboolean
-py_usable (void)
+gboolean
+gab_python_usable (void)
 {
   return Py_IsInitialized () && !gab_compat_is_finalizing ();
 }
+
 
 /* ---- references dropped without the GIL ------------------------------ */
 
@@ -128,20 +130,20 @@ gab_gil_release (PyGILState_STATE state)
 void
 gab_python_pin_runtime_thread (void)
 {
-  if (G_LIKELY (pinned) || !py_usable ())
+  if (G_LIKELY (pinned) || !gab_python_usable ())
     return;
   pin_state = PyGILState_Ensure ();
   pin_tstate = PyEval_SaveThread ();
   pinned = TRUE;
 }
 
-static void
-runtime_thread_exit (void)
+void
+gab_python_runtime_thread_exit (void)
 {
   if (!pinned)
     return;
   pinned = FALSE;
-  if (!py_usable ())
+  if (!gab_python_usable ())
     return;   /* taking the GIL now would stop this thread for good */
   /* Retake the GIL with the pinned state, then let the outer
    * PyGILState_Release delete it (and release the GIL). */
@@ -150,81 +152,24 @@ runtime_thread_exit (void)
   pin_tstate = NULL;
 }
 
-/* ---- shutdown -------------------------------------------------------- */
+/* ---- what the runtime needs of Python (gab-lifecycle.c hands these to
+ * it as its hooks) ---------------------------------------------------- */
 
-static void
-runtime_closing (void)
-{
-  PyGILState_STATE state;
-
-  /* C operations first: no GIL needed, their Python side is told through
-   * the loop queues. */
-  gab_future_close_all ();
-  if (!py_usable ())
-    return;
-  /* The shutdown caller released the GIL before waiting for us. */
-  state = gab_gil_acquire ();
-  gab_into_future_close_all ();
-  gab_gil_release (state);
-}
-
-static gpointer
-runtime_block_begin (void)
+gpointer
+gab_python_block_begin (void)
 {
   /* Never wait for the runtime thread while holding the GIL it may need. */
-  if (py_usable () && PyGILState_Check ())
+  if (gab_python_usable () && PyGILState_Check ())
     return PyEval_SaveThread ();
   return NULL;
 }
 
-static void
-runtime_block_end (gpointer token)
+void
+gab_python_block_end (gpointer token)
 {
   if (token != NULL)
     PyEval_RestoreThread (token);
 }
-
-static const GabRuntimeHooks runtime_hooks = {
-  .closing = runtime_closing,
-  .idle = gab_future_all_idle,
-  .closed = gab_future_forget_closed,
-  .thread_exit = runtime_thread_exit,
-  .block_begin = runtime_block_begin,
-  .block_end = runtime_block_end,
-};
-
-static PyObject *
-atexit_shutdown (PyObject *self,
-                 PyObject *unused)
-{
-  /* Interpreter exit: stop the runtime while Python still works, then
-   * clean up what was left for loops that will never run again. */
-  gab_shutdown ();
-  gab_task_locals_set_default (NULL);
-  gab_loop_queues_close ();
-  gab_orphans_flush ();
-  Py_RETURN_NONE;
-}
-
-static PyObject *
-after_fork_child (PyObject *self,
-                  PyObject *unused)
-{
-  /* The runtime layer has marked itself shut down (pthread_atfork). */
-  gab_future_fail_after_fork ();
-  gab_loop_queues_after_fork ();
-  Py_RETURN_NONE;
-}
-
-static PyMethodDef after_fork_def = {
-  "_gasyncbridge_after_fork", after_fork_child, METH_NOARGS,
-  "Unhook gasyncbridge from the parent's runtime in a forked child.",
-};
-
-static PyMethodDef atexit_def = {
-  "_gasyncbridge_shutdown", atexit_shutdown, METH_NOARGS,
-  "Shut the gasyncbridge runtime down (registered with atexit).",
-};
 
 /* ---- lookups --------------------------------------------------------- */
 
@@ -237,8 +182,6 @@ intern (const char *name)
 static gboolean
 python_init (void)
 {
-  PyObject *atexit_mod = NULL, *func = NULL, *ret = NULL;
-
   gab_py.asyncio = PyImport_ImportModule ("asyncio");
   if (gab_py.asyncio == NULL)
     return FALSE;
@@ -281,42 +224,6 @@ python_init (void)
   if (gab_py.kw_context == NULL || gab_py.kw_loop == NULL)
     return FALSE;
 
-  if (!gab_error_types_init () || !gab_future_types_init ()
-      || !gab_into_future_types_init ())
-    return FALSE;
-
-  atexit_mod = PyImport_ImportModule ("atexit");
-  if (atexit_mod == NULL)
-    return FALSE;
-  func = PyCFunction_New (&atexit_def, NULL);
-  if (func != NULL)
-    ret = PyObject_CallMethod (atexit_mod, "register", "O", func);
-  Py_XDECREF (func);
-  Py_DECREF (atexit_mod);
-  if (ret == NULL)
-    return FALSE;
-  Py_DECREF (ret);
-
-  /* After fork(), in the child: the parent's runtime is gone. */
-  {
-    PyObject *os = PyImport_ImportModule ("os");
-    PyObject *hook = PyCFunction_New (&after_fork_def, NULL);
-    PyObject *kwargs = hook != NULL ? Py_BuildValue ("{sO}", "after_in_child", hook) : NULL;
-    PyObject *reg = os != NULL ? PyObject_GetAttrString (os, "register_at_fork") : NULL;
-    PyObject *args = PyTuple_New (0);
-
-    ret = reg != NULL && kwargs != NULL && args != NULL ? PyObject_Call (reg, args, kwargs) : NULL;
-    Py_XDECREF (os);
-    Py_XDECREF (hook);
-    Py_XDECREF (kwargs);
-    Py_XDECREF (reg);
-    Py_XDECREF (args);
-    if (ret == NULL)
-      return FALSE;
-    Py_DECREF (ret);
-  }
-
-  gab_runtime_set_hooks (&runtime_hooks);
   return TRUE;
 }
 
@@ -346,74 +253,6 @@ gab_python_ensure (void)
   if (!python_init ())
     return FALSE;
   python_ready = TRUE;
-  return TRUE;
-}
-
-gboolean
-gab_python_ensure_error (GError **error)
-{
-  if (!Py_IsInitialized ())
-    {
-      g_set_error_literal (error, GAB_ERROR, GAB_ERROR_PYTHON_NOT_INITIALIZED,
-                           "The Python interpreter is not initialized");
-      return FALSE;
-    }
-  if (gab_python_ensure ())
-    return TRUE;
-  gab_error_set_from_python (error);
-  return FALSE;
-}
-
-gboolean
-gab_python_embed (int        argc,
-                  char     **argv,
-                  gboolean   unbuffered,
-                  GError   **error)
-{
-  PyConfig config;
-  PyStatus status;
-  g_autofree gchar *exe = NULL, *dir = NULL;
-  PyObject *sys_path, *path, *threading;
-
-  PyConfig_InitPythonConfig (&config);
-  /* argv is the program's, not Python's options. */
-  config.parse_argv = 0;
-  /* A Python SIGINT handler only sets a flag for the main thread's next
-   * Python code, which may never come (a GLib main thread) or come
-   * anywhere (KeyboardInterrupt in random code): the loops of the bridge
-   * catch SIGINT and SIGTERM themselves. */
-  config.install_signal_handlers = 0;
-  if (unbuffered)
-    config.buffered_stdio = 0;
-  status = argc > 0 ? PyConfig_SetBytesArgv (&config, argc, argv) : PyStatus_Ok ();
-  if (!PyStatus_Exception (status))
-    status = Py_InitializeFromConfig (&config);
-  PyConfig_Clear (&config);
-  if (PyStatus_Exception (status))
-    {
-      g_set_error (error, GAB_ERROR, GAB_ERROR_PYTHON_NOT_INITIALIZED,
-                   "Cannot initialize Python: %s",
-                   status.err_msg != NULL ? status.err_msg : "unknown error");
-      return FALSE;
-    }
-
-  /* threading takes the thread that imports it first for the main thread:
-   * let that be this one, so that threading.main_thread() is what Python
-   * code expects even when asyncio first runs on another thread. */
-  threading = PyImport_ImportModule ("threading");
-  Py_XDECREF (threading);
-  PyErr_Clear ();
-
-  /* The program's own directory is importable, as a script's is: Python
-   * helpers ship beside the program. */
-  exe = g_file_read_link ("/proc/self/exe", NULL);
-  dir = g_path_get_dirname (exe != NULL ? exe : argc > 0 ? argv[0] : ".");
-  sys_path = PySys_GetObject ("path");
-  path = PyUnicode_DecodeFSDefault (dir);
-  if (sys_path != NULL && path != NULL)
-    PyList_Insert (sys_path, 0, path);
-  Py_XDECREF (path);
-  PyErr_Clear ();
   return TRUE;
 }
 

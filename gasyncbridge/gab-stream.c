@@ -396,7 +396,7 @@ stream_classes_init (void)
 
   if (reader_class != NULL)
     return TRUE;
-  if (!gab_python_ensure () || PyType_Ready (&GioStream_Type) < 0)
+  if (!gab_lifecycle_start (NULL) || PyType_Ready (&GioStream_Type) < 0)
     return FALSE;
   names = Py_BuildValue ("{s:O}", "_GioStream", (PyObject *) &GioStream_Type);
   if (names == NULL)

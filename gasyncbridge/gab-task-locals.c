@@ -16,6 +16,26 @@ static __thread GPtrArray     *pushed;   /* saved `current` values */
 static GMutex         default_lock;
 static GabTaskLocals *default_locals;
 
+static gboolean
+task_locals_start (void)
+{
+  /* Locals hold loop queues: those stop after the default is dropped. */
+  return gab_loop_queues_start ();
+}
+
+static void
+task_locals_at_exit (void)
+{
+  /* Interpreter exit: the default loop will never run again. */
+  gab_task_locals_set_default (NULL);
+}
+
+static GabSubsystem task_locals_subsystem = {
+  .name = "task-locals",
+  .start = task_locals_start,
+  .at_exit = task_locals_at_exit,
+};
+
 /**
  * gab_task_locals_get_type:
  *
@@ -69,7 +89,7 @@ gab_task_locals_new (PyObject *loop,
   g_return_val_if_fail (loop != NULL, NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!gab_python_ensure ())
+  if (!gab_lifecycle_start (&task_locals_subsystem))
     return NULL;
   if (context == NULL)
     {
@@ -231,7 +251,12 @@ gab_task_locals_set_default (GabTaskLocals *locals)
   GabTaskLocals *old;
 
   if (locals != NULL)
-    gab_task_locals_ref (locals);
+    {
+      /* Started (when the GIL is here) so that exit drops the default. */
+      if (GAB_GIL_HELD () && !gab_lifecycle_start (&task_locals_subsystem))
+        PyErr_Clear ();
+      gab_task_locals_ref (locals);
+    }
   g_mutex_lock (&default_lock);
   old = default_locals;
   default_locals = locals;
@@ -269,7 +294,7 @@ gab_task_locals_resolve (GError **error)
   if (current != NULL)
     return gab_task_locals_ref (current);
 
-  if (GAB_GIL_HELD () && gab_python_ensure ())
+  if (GAB_GIL_HELD () && gab_lifecycle_start (&task_locals_subsystem))
     {
       PyObject *loop = gab_py_running_loop ();
 

@@ -20,6 +20,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-private.h"
+#include "gab-embed.h"
 
 #include <gasyncbridge/gab-testing.h>
 #include <glib/gstdio.h>
