@@ -331,7 +331,7 @@ set_future_exception (PyObject *future,
   PyObject *ret = NULL, *wrapper;
 
   if (exception != NULL)
-    ret = gab_py_future_complete (future, gab_py.s_set_exception, exception, NULL);
+    ret = gab_asyncio_future_complete (future, gab_py.s_set_exception, exception, NULL);
   if (ret != NULL)
     {
       Py_DECREF (ret);
@@ -347,7 +347,7 @@ set_future_exception (PyObject *future,
   if (wrapper != NULL && exception != NULL)
     PyException_SetCause (wrapper, Py_NewRef (exception));
   if (wrapper != NULL)
-    ret = gab_py_future_complete (future, gab_py.s_set_exception, wrapper, NULL);
+    ret = gab_asyncio_future_complete (future, gab_py.s_set_exception, wrapper, NULL);
   Py_XDECREF (wrapper);
   if (ret == NULL)
     {
@@ -436,7 +436,7 @@ op_done_run (GabLoopItem *item,
 
           if (value != NULL)
             {
-              ret = gab_py_future_complete (future, gab_py.s_set_result, value,
+              ret = gab_asyncio_future_complete (future, gab_py.s_set_result, value,
                                             gab_loop_queue_get_loop (op->locals->queue));
               Py_DECREF (value);
             }
@@ -474,7 +474,7 @@ op_done_run (GabLoopItem *item,
   /* Ctrl-C landing here reaches whoever runs the loop; anything else has
    * nobody to go to. */
   if (PyErr_Occurred ()
-      && !gab_py_interrupt_to_loop (alive ? gab_loop_queue_get_loop (op->locals->queue) : NULL))
+      && !gab_asyncio_interrupt_to_loop (alive ? gab_loop_queue_get_loop (op->locals->queue) : NULL))
     PyErr_WriteUnraisable (future != NULL ? future : Py_None);
   Py_XDECREF (future);
   /* The result has been used; the item's reference keeps @op meanwhile. */

@@ -112,24 +112,6 @@ PyObject *gab_py_running_loop      (void);
 /* GIL held: future.done(). -1 on error. */
 int       gab_py_future_done       (PyObject *future);
 
-/* GIL: `future.METHOD (arg)` (set_result or set_exception) that loses
- * nothing to a signal handler: if one raises (KeyboardInterrupt from
- * Ctrl-C) while asyncio schedules the done callbacks, those it dropped are
- * scheduled again and the exception is raised again from a callback of
- * @loop (nullable: the future's), so it reaches the code that runs the
- * loop. Returns like the call: a new reference, or NULL with an exception
- * set when the future was not completed. */
-PyObject *gab_py_future_complete   (PyObject   *future,
-                                    PyObject   *method,
-                                    PyObject   *arg,
-                                    PyObject   *loop);
-
-/* GIL, with an exception set: if it is no Exception (KeyboardInterrupt,
- * SystemExit from a signal handler), it is raised again from a callback of
- * @loop (nullable: the running loop), where it reaches the code that runs
- * the loop, and cleared: TRUE. FALSE leaves it set. */
-gboolean  gab_py_interrupt_to_loop (PyObject   *loop);
-
 /* GIL: what `await` accepts: an object with __await__, or a generator-
  * based coroutine (types.coroutine). No exception set. */
 gboolean  gab_py_is_awaitable      (PyObject   *object);
