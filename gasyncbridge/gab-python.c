@@ -470,16 +470,12 @@ out:
   return globals;
 }
 
-static const char factory_source[] =
-  "async def main(factory):\n"
-  "    return await factory()\n";
-
 PyObject *
 gab_py_coroutine_from_factory (PyMethodDef *factory_def)
 {
   PyObject *globals, *factory, *coro = NULL;
 
-  globals = gab_py_run_source (factory_source, "gasyncbridge._main", NULL);
+  globals = gab_py_run_file (&gab_py_source_main, "gasyncbridge._main", NULL);
   if (globals == NULL)
     return NULL;
   factory = PyCFunction_New (factory_def, NULL);
