@@ -423,16 +423,6 @@ static PyObject *run_source (const char *source,
                              PyObject   *names);
 
 PyObject *
-gab_py_run_source (const char *source,
-                   const char *module_name,
-                   PyObject   *names)
-{
-  /* The module name as the file name: tracebacks through this code say
-   * whose it is. */
-  return run_source (source, module_name, module_name, names);
-}
-
-PyObject *
 gab_py_run_file (const GabPySource *source,
                  const char        *module_name,
                  PyObject          *names)
