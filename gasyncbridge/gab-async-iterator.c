@@ -1,7 +1,7 @@
 /* gab-async-iterator.c: a Python async iterable consumed from C.
  *
  * The iterator is advanced on its event loop by one "driver" task per
- * iterator, a small coroutine (driver_source below) that awaits
+ * iterator, a small coroutine (python/_iterator.py) that awaits
  * `__anext__` only when C has asked for an item, or when fewer than
  * `read_ahead` items are waiting. Running every step in one task keeps the
  * iteration in one contextvars.Context, as a Python `async for` would, and
@@ -27,6 +27,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-streams-private.h"
+#include "gab-python-sources.h"
 
 typedef enum
 {
@@ -114,55 +115,6 @@ struct _GabAsyncIterator
  * Returns: the type
  */
 G_DEFINE_FINAL_TYPE (GabAsyncIterator, gab_async_iterator, G_TYPE_OBJECT)
-
-/* The driver. `want()` answers True (fetch one), False (stop) or a future
- * to wait for; the sink's other methods take what happened. Exceptions of
- * the iterator are caught and kept, BaseExceptions too: the C side gets
- * them as errors, and none is left in the task for asyncio to log as never
- * retrieved. KeyboardInterrupt and SystemExit also stop the loop, as they
- * do from any task: raised again from a callback of the loop, they leave
- * its run_until_complete() / run_forever(). GeneratorExit goes on (the
- * driver itself is being closed). */
-static const char driver_source[] =
-  "import asyncio\n"
-  "def reraise(exc):\n"
-  "    raise exc\n"
-  "async def drive(ait, sink):\n"
-  "    anext = type(ait).__anext__\n"
-  "    try:\n"
-  "        while True:\n"
-  "            w = sink.want()\n"
-  "            if w is True:\n"
-  "                try:\n"
-  "                    item = await anext(ait)\n"
-  "                except StopAsyncIteration:\n"
-  "                    sink.end(None)\n"
-  "                    return\n"
-  "                except (Exception, asyncio.CancelledError) as exc:\n"
-  "                    sink.end(exc)\n"
-  "                    return\n"
-  "                except BaseException as exc:\n"
-  "                    sink.end(exc)\n"
-  "                    if isinstance(exc, GeneratorExit):\n"
-  "                        raise\n"
-  "                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):\n"
-  "                        asyncio.get_running_loop().call_soon(reraise, exc)\n"
-  "                    return\n"
-  "                sink.item(item)\n"
-  "                item = None\n"
-  "            elif w is False:\n"
-  "                return\n"
-  "            else:\n"
-  "                await w\n"
-  "    finally:\n"
-  "        try:\n"
-  "            aclose = getattr(ait, 'aclose', None)\n"
-  "            if aclose is not None:\n"
-  "                await aclose()\n"
-  "        except (Exception, asyncio.CancelledError) as exc:\n"
-  "            sink.closed(exc)\n"
-  "        else:\n"
-  "            sink.closed(None)\n";
 
 static PyObject *drive_func;   /* GIL */
 
@@ -549,7 +501,7 @@ driver_init (void)
     return TRUE;
   if (!gab_lifecycle_start (NULL) || PyType_Ready (&Sink_Type) < 0)
     return FALSE;
-  globals = gab_py_run_source (driver_source, "gasyncbridge._iterator", NULL);
+  globals = gab_py_run_file (&gab_py_source_iterator, "gasyncbridge._iterator", NULL);
   if (globals == NULL)
     return FALSE;
   drive_func = Py_XNewRef (PyDict_GetItemString (globals, "drive"));

@@ -17,6 +17,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-streams-private.h"
+#include "gab-python-sources.h"
 
 typedef struct
 {
@@ -65,14 +66,6 @@ struct _GabChannel
  * Returns: the type
  */
 G_DEFINE_FINAL_TYPE (GabChannel, gab_channel, G_TYPE_OBJECT)
-
-static const char channel_source[] =
-  "async def channel_next(receiver):\n"
-  "    while True:\n"
-  "        item = receiver._take()\n"
-  "        if item is not None:\n"
-  "            return item[0]\n"
-  "        await receiver._wait()\n";
 
 static PyObject *channel_next;   /* GIL */
 
@@ -601,7 +594,7 @@ receiver_type_init (void)
     return TRUE;
   if (!gab_lifecycle_start (NULL) || PyType_Ready (&Receiver_Type) < 0)
     return FALSE;
-  globals = gab_py_run_source (channel_source, "gasyncbridge._channel", NULL);
+  globals = gab_py_run_file (&gab_py_source_channel, "gasyncbridge._channel", NULL);
   if (globals == NULL)
     return FALSE;
   channel_next = Py_XNewRef (PyDict_GetItemString (globals, "channel_next"));

@@ -14,6 +14,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-private.h"
+#include "gab-python-sources.h"
 
 #include <errno.h>
 #include <string.h>
@@ -166,20 +167,6 @@ static const struct
   { "BlockingIOError", G_IO_ERROR_WOULD_BLOCK },
 };
 
-static const char glib_error_source[] =
-  "class GLibError(Exception):\n"
-  "    '''A GError raised in Python: .domain (str), .code (int), .message (str).'''\n"
-  "    def __init__(self, message='', domain=None, code=0):\n"
-  "        super().__init__(message)\n"
-  "        self.message = message\n"
-  "        self.domain = domain\n"
-  "        self.code = code\n"
-  "    def __str__(self):\n"
-  "        return self.message\n"
-  "    def __reduce__(self):\n"
-  "        return (type(self), (self.message, self.domain, self.code))\n"
-  "GLibError.__module__ = 'gasyncbridge'\n";
-
 /* GLibError, made by _error.py when the unit starts. */
 static PyObject *glib_error_class;
 
@@ -193,7 +180,7 @@ error_start (void)
    * private part, and reading it would read before the GError. */
   (void) gab_python_error_quark ();
 
-  globals = gab_py_run_source (glib_error_source, "gasyncbridge._error", NULL);
+  globals = gab_py_run_file (&gab_py_source_error, "gasyncbridge._error", NULL);
   if (globals == NULL)
     return FALSE;
   glib_error_class = Py_XNewRef (PyDict_GetItemString (globals, "GLibError"));

@@ -18,6 +18,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-private.h"
+#include "gab-python-sources.h"
 
 /* A slice: how long the consumer runs on before the loop gets a turn. */
 #define GAB_EVENT_SLICE_EVENTS 256
@@ -76,17 +77,6 @@ struct _GabEventChannel
  * Since: 0.1
  */
 G_DEFINE_FINAL_TYPE (GabEventChannel, gab_event_channel, G_TYPE_OBJECT)
-
-static const char event_source[] =
-  "import asyncio\n"
-  "async def event_next(receiver, pause):\n"
-  "    if pause:\n"
-  "        await asyncio.sleep(0)\n"
-  "    while True:\n"
-  "        item = receiver._take()\n"
-  "        if item is not None:\n"
-  "            return item[0]\n"
-  "        await receiver._wait()\n";
 
 static PyObject *event_next;   /* GIL */
 
@@ -930,7 +920,7 @@ receiver_type_init (void)
   if (!gab_lifecycle_start (NULL) || PyType_Ready (&Receiver_Type) < 0
       || PyType_Ready (&Ready_Type) < 0)
     return FALSE;
-  globals = gab_py_run_source (event_source, "gasyncbridge._event_channel", NULL);
+  globals = gab_py_run_file (&gab_py_source_event_channel, "gasyncbridge._event_channel", NULL);
   if (globals == NULL)
     return FALSE;
   event_next = PyDict_GetItemString (globals, "event_next");

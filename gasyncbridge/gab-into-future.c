@@ -25,6 +25,7 @@
  */
 #include "gab-private.h"
 #include "gab-asyncio-private.h"
+#include "gab-python-sources.h"
 
 typedef struct _Await Await;
 struct _Await
@@ -66,30 +67,6 @@ static PyTypeObject AwaitHandle_Type;
 
 /* GIL: awaits started and not yet completed, for shutdown. */
 static GQueue running = G_QUEUE_INIT;
-
-/* The task body for coroutines. `done` is our handle. Every outcome is
- * handed to C, BaseExceptions included, and none is left in the task
- * (nobody else looks at it, and asyncio would log it as never retrieved),
- * except CancelledError, which marks the task cancelled. KeyboardInterrupt
- * and SystemExit also stop the loop, as they do from any asyncio task: they
- * are raised again from a callback of the loop, so that they leave its
- * run_until_complete() / run_forever() (asyncio.run(), gab_run(),
- * gab_main()) the way asyncio's own tasks make them do. */
-static const char driver_source[] =
-  "import asyncio\n"
-  "def reraise(exc):\n"
-  "    raise exc\n"
-  "async def awaited_by_c(coro, done):\n"
-  "    try:\n"
-  "        result = await coro\n"
-  "    except BaseException as exc:\n"
-  "        done(None, exc)\n"
-  "        if isinstance(exc, asyncio.CancelledError):\n"
-  "            raise\n"
-  "        if isinstance(exc, (KeyboardInterrupt, SystemExit)):\n"
-  "            asyncio.get_running_loop().call_soon(reraise, exc)\n"
-  "        return None\n"
-  "    done(result, None)\n";
 
 static PyObject *awaited_by_c;   /* GIL; the driver function */
 
@@ -341,7 +318,7 @@ into_future_start (void)
     return FALSE;
   if (awaited_by_c == NULL)
     {
-      PyObject *globals = gab_py_run_source (driver_source, "gasyncbridge._into_future", NULL);
+      PyObject *globals = gab_py_run_file (&gab_py_source_into_future, "gasyncbridge._into_future", NULL);
 
       if (globals == NULL)
         return FALSE;

@@ -11,6 +11,8 @@
  */
 #include "gab-private.h"
 #include "gab-embed.h"
+#include "gab-asyncio-private.h"
+#include "gab-python-sources.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -135,129 +137,6 @@ main_factory (PyObject *self,
 
 static PyMethodDef main_factory_def = { "_gab_main", main_factory, METH_NOARGS, NULL };
 
-/* The loop of gab_main(): asyncio.run(), with a shutdown that always ends.
- *
- * - SIGINT or SIGTERM cancels the program's task (on_signal). If it has not
- *   finished `grace` seconds later, the program exits anyway, saying so. A
- *   second signal exits at once, as asyncio.run() does on a second Ctrl-C.
- * - When the program's task is over, the tasks still running are cancelled
- *   and waited for, for at most `grace` seconds; so are the async
- *   generators and the default executor. What is still running then is
- *   named, and the program exits without waiting for it.
- *
- * Returns (forced, exception): forced is True when gab_main() must exit
- * without finalizing (something still runs); exception is how the program's
- * task ended (None, or the exception: CancelledError, KeyboardInterrupt,
- * SystemExit, or the program's error). */
-static const char runner_source[] =
-  "import asyncio, os, signal, sys\n"
-  "\n"
-  "def _name(signum):\n"
-  "    try:\n"
-  "        return signal.Signals(signum).name\n"
-  "    except ValueError:\n"
-  "        return f'signal {signum}'\n"
-  "\n"
-  "def _say(prog, text):\n"
-  "    try:\n"
-  "        sys.stdout.flush()\n"
-  "    except Exception:\n"
-  "        pass\n"
-  "    sys.stderr.write(f'{prog}: {text}\\n')\n"
-  "    sys.stderr.flush()\n"
-  "\n"
-  "def _describe(task):\n"
-  "    coro = task.get_coro()\n"
-  "    frame = getattr(coro, 'cr_frame', None)\n"
-  "    inner = frame.f_locals.get('coro') if frame is not None else None\n"
-  "    return repr(inner if inner is not None else coro)\n"
-  "\n"
-  "def _bounded(loop, aws, grace):\n"
-  "    aws = [asyncio.ensure_future(a, loop=loop) for a in aws]\n"
-  "    if not aws:\n"
-  "        return [], []\n"
-  "    done, pending = loop.run_until_complete(asyncio.wait(aws, timeout=grace))\n"
-  "    return done, pending\n"
-  "\n"
-  "def run(main, grace, on_signal, prog):\n"
-  "    loop = asyncio.new_event_loop()\n"
-  "    state = {'signum': 0, 'why': None}\n"
-  "    def give_up(signum):\n"
-  "        state['why'] = (f'still running {grace:g} s after {_name(signum)} '\n"
-  "                        'cancelled it; exiting anyway')\n"
-  "        loop.stop()\n"
-  "    def signalled(signum):\n"
-  "        if state['signum'] == 0:\n"
-  "            state['signum'] = signum\n"
-  "            on_signal(signum)\n"
-  "            state['timer'] = loop.call_later(grace, give_up, signum)\n"
-  "        elif state['why'] is None:\n"
-  "            state['why'] = f'{_name(signum)} again: exiting at once'\n"
-  "            loop.stop()\n"
-  "    outcome = None\n"
-  "    stuck = []\n"
-  "    try:\n"
-  "        asyncio.set_event_loop(loop)\n"
-  "        for signum in (signal.SIGINT, signal.SIGTERM):\n"
-  "            try:\n"
-  "                loop.add_signal_handler(signum, signalled, signum)\n"
-  "            except (NotImplementedError, RuntimeError, ValueError):\n"
-  "                pass\n"
-  "        task = loop.create_task(main)\n"
-  "        try:\n"
-  "            loop.run_until_complete(task)\n"
-  "        except BaseException as exc:\n"
-  "            if state['why'] is None or task.done():\n"
-  "                outcome = exc\n"
-  "        if state.get('timer') is not None:\n"
-  "            state['timer'].cancel()   # the task is over: the end has its own limit\n"
-  "        if state['why'] is None:\n"
-  "            others = [t for t in asyncio.all_tasks(loop) if not t.done()]\n"
-  "            for t in others:\n"
-  "                t.cancel()\n"
-  "            try:\n"
-  "                done, pending = _bounded(loop, others, grace)\n"
-  "                for t in done:\n"
-  "                    if not t.cancelled() and t.exception() is not None:\n"
-  "                        loop.call_exception_handler({\n"
-  "                            'message': 'unhandled exception during gab_main() shutdown',\n"
-  "                            'exception': t.exception(), 'task': t})\n"
-  "                stuck = list(pending)\n"
-  "                if stuck:\n"
-  "                    names = ', '.join(_describe(t) for t in stuck[:5])\n"
-  "                    more = f' and {len(stuck) - 5} more' if len(stuck) > 5 else ''\n"
-  "                    state['why'] = (f'{len(stuck)} task(s) still running {grace:g} s '\n"
-  "                                    f'after being cancelled at exit: {names}{more}; '\n"
-  "                                    'exiting anyway')\n"
-  "                else:\n"
-  "                    _, pending = _bounded(loop, [loop.shutdown_asyncgens()], grace)\n"
-  "                    if pending:\n"
-  "                        stuck = list(pending)\n"
-  "                        state['why'] = (f'async generators still closing {grace:g} s '\n"
-  "                                        'after exit; exiting anyway')\n"
-  "                    elif hasattr(loop, 'shutdown_default_executor'):\n"
-  "                        _, pending = _bounded(loop, [loop.shutdown_default_executor()], grace)\n"
-  "                        if pending:\n"
-  "                            stuck = list(pending)\n"
-  "                            state['why'] = (f'threads of the default executor still '\n"
-  "                                            f'running {grace:g} s after exit; exiting anyway')\n"
-  "            except BaseException as exc:\n"
-  "                if state['why'] is None:\n"
-  "                    if not isinstance(exc, (KeyboardInterrupt, SystemExit)):\n"
-  "                        raise\n"
-  "                    if outcome is None:\n"
-  "                        outcome = exc\n"
-  "    finally:\n"
-  "        for t in asyncio.all_tasks(loop):\n"
-  "            t._log_destroy_pending = False\n"
-  "        try:\n"
-  "            asyncio.set_event_loop(None)\n"
-  "        finally:\n"
-  "            loop.close()\n"
-  "    if state['why'] is not None:\n"
-  "        _say(prog, state['why'])\n"
-  "    return state['why'] is not None, outcome\n";
-
 /* GIL: the grace period of an exit, in seconds: GAB_EXIT_GRACE_SECONDS,
  * or 5. */
 static double
@@ -279,7 +158,19 @@ exit_grace (void)
   return grace;
 }
 
-/* GIL: runs the program's main task on a new loop (see runner_source).
+static PyObject *
+forget_quietly_func (PyObject *self,
+                     PyObject *task)
+{
+  gab_asyncio_task_forget_quietly (task);
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef forget_quietly_def = {
+  "_forget_quietly", forget_quietly_func, METH_O, NULL
+};
+
+/* GIL: runs the program's main task on a new loop (see python/_gab_main.py).
  * Returns the outcome's exception (new ref, or NULL if it succeeded); sets
  * *forced when the process must exit without waiting any longer. FALSE
  * with a Python exception set if the runner itself failed. */
@@ -288,12 +179,19 @@ run_main_task (const char  *prog,
                PyObject   **outcome,
                gboolean    *forced)
 {
-  PyObject *globals, *coro = NULL, *wrapped = NULL, *handler = NULL, *ret = NULL;
+  PyObject *globals, *names, *forget, *coro = NULL, *wrapped = NULL, *handler = NULL;
+  PyObject *ret = NULL;
   gboolean ok = FALSE;
 
   *outcome = NULL;
   *forced = FALSE;
-  globals = gab_py_run_source (runner_source, "gasyncbridge._gab_main", NULL);
+  forget = PyCFunction_New (&forget_quietly_def, NULL);
+  names = forget != NULL ? Py_BuildValue ("{s:O}", "_forget_quietly", forget) : NULL;
+  Py_XDECREF (forget);
+  if (names == NULL)
+    return FALSE;
+  globals = gab_py_run_file (&gab_py_source_gab_main, "gasyncbridge._gab_main", names);
+  Py_DECREF (names);
   if (globals == NULL)
     return FALSE;
   coro = gab_py_coroutine_from_factory (&main_factory_def);

@@ -91,15 +91,11 @@ void      gab_gil_release          (PyGILState_STATE state);
 /* Runtime thread: create its persistent PyThreadState, once, so that
  * PyGILState_Ensure() there never creates and destroys one per call. */
 void      gab_python_pin_runtime_thread (void);
-/* GIL held: runs Python @source as the body of a module called
- * @module_name, with the entries of @names (a dict, nullable) defined
- * first, and returns its globals (new ref), or NULL with an exception set.
- * How the bridge defines its small Python helpers. */
-PyObject *gab_py_run_source        (const char *source,
-                                    const char *module_name,
-                                    PyObject   *names);
-/* GIL held: the same for one of the bridge's Python files (gasyncbridge/
- * python/, turned into C at build time), compiled under its own file name. */
+/* GIL held: runs one of the bridge's Python files (gasyncbridge/python/,
+ * turned into C at build time, compiled under its own file name) as the
+ * body of a module called @module_name, with the entries of @names (a dict,
+ * nullable) defined first, and returns its globals (new ref), or NULL with
+ * an exception set. How the bridge defines its Python helpers. */
 typedef struct _GabPySource GabPySource;
 PyObject *gab_py_run_file          (const GabPySource *source,
                                     const char        *module_name,

@@ -262,16 +262,6 @@ static PyObject *run_source (const char *source,
                              PyObject   *names);
 
 PyObject *
-gab_py_run_source (const char *source,
-                   const char *module_name,
-                   PyObject   *names)
-{
-  /* The module name as the file name: tracebacks through this code say
-   * whose it is. */
-  return run_source (source, module_name, module_name, names);
-}
-
-PyObject *
 gab_py_run_file (const GabPySource *source,
                  const char        *module_name,
                  PyObject          *names)
@@ -309,16 +299,12 @@ out:
   return globals;
 }
 
-static const char factory_source[] =
-  "async def main(factory):\n"
-  "    return await factory()\n";
-
 PyObject *
 gab_py_coroutine_from_factory (PyMethodDef *factory_def)
 {
   PyObject *globals, *factory, *coro = NULL;
 
-  globals = gab_py_run_source (factory_source, "gasyncbridge._main", NULL);
+  globals = gab_py_run_file (&gab_py_source_main, "gasyncbridge._main", NULL);
   if (globals == NULL)
     return NULL;
   factory = PyCFunction_New (factory_def, NULL);
