@@ -357,7 +357,8 @@ module_exec (PyObject *module)
 }
 
 static PyModuleDef_Slot module_slots[] = {
-  { Py_mod_exec, module_exec },
+  /* A function in a void * slot, as CPython defines it (-Wpedantic). */
+  { Py_mod_exec, G_GNUC_EXTENSION ((void *) module_exec) },
 #if PY_VERSION_HEX >= 0x030C0000
   { Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED },
 #endif

@@ -47,10 +47,11 @@ detached (GObject      *source,
           gpointer      data)
 {
   GError *error = NULL;
-  g_autoptr(GVariant) value = gab_call_finish (result, &error);
+  GVariant *value = gab_call_finish (result, &error);
 
   /* At exit, after the program's task is over: the bridge closed it. */
   g_print ("detached call ended: %s\n", error != NULL ? error->message : "with a result");
+  g_clear_pointer (&value, g_variant_unref);
   g_clear_error (&error);
 }
 
