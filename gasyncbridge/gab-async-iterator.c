@@ -27,6 +27,12 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-streams-private.h"
+#include "gab-runtime-private.h"
+#include "gab-loop-queue.h"
+#include "gab-caller-task.h"
+#include "gab-lifecycle.h"
+#include "gab-task-locals-private.h"
+#include "gab-error-private.h"
 #include "gab-python-sources.h"
 
 typedef enum

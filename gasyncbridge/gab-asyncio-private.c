@@ -10,7 +10,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-asyncio-private.h"
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
 
 /* GIL. Has @future more done callbacks than the @ours the bridge added?
  * A done callback is somebody waiting for the outcome (as in

@@ -17,6 +17,9 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-streams-private.h"
+#include "gab-loop-queue.h"
+#include "gab-lifecycle.h"
+#include "gab-task-locals-private.h"
 #include "gab-python-sources.h"
 
 typedef struct

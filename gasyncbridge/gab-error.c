@@ -13,7 +13,10 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
+#include "gab-lifecycle.h"
+#include "gab-error-private.h"
 #include "gab-python-sources.h"
 
 #include <errno.h>

@@ -17,7 +17,11 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
+#include "gab-loop-queue.h"
+#include "gab-lifecycle.h"
+#include "gab-task-locals-private.h"
 #include "gab-python-sources.h"
 
 /* A slice: how long the consumer runs on before the loop gets a turn. */

@@ -35,7 +35,13 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
+#include "gab-runtime-private.h"
+#include "gab-loop-queue.h"
+#include "gab-loop-spin.h"
+#include "gab-lifecycle.h"
+#include "gab-task-locals-private.h"
 #include "gab-asyncio-private.h"
 #include "gab-python-sources.h"
 

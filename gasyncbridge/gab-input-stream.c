@@ -16,6 +16,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-streams-private.h"
+#include "gab-loop-queue.h"
+#include "gab-caller-task.h"
 
 #include <string.h>
 

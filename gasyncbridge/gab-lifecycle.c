@@ -5,7 +5,9 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-lifecycle.h"
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
+#include "gab-runtime-private.h"
 #include "gab-loop-orphans.h"
 
 /* The started units, the last started first: the order in which they

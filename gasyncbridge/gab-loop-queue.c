@@ -24,7 +24,9 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
+#include "gab-lifecycle.h"
 #include "gab-loop-queue.h"
 
 #include <errno.h>

@@ -9,7 +9,9 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
+#include "gab-loop-queue.h"
 #include "gab-loop-spin.h"
 
 /* How long the wait lasts. GAB_LOOP_SPIN_USEC overrides it; 0 turns it off. */

@@ -6,7 +6,8 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
 #include "gab-loop-watch.h"
 
 /* How often the watches are swept while there are any: the longest an

@@ -15,7 +15,12 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
+#include "gab-task-locals-private.h"
+#include "gab-runtime-private.h"
+#include "gab-lifecycle.h"
+#include "gab-loop-private.h"
 #include "gab-embed.h"
 #include "gab-python-sources.h"
 

@@ -9,7 +9,10 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
+#include "gab-loop-private.h"
+#include "gab-error-private.h"
 #include "gab-embed.h"
 #include "gab-asyncio-private.h"
 #include "gab-python-sources.h"

@@ -6,7 +6,9 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
+#include "gab-loop-queue.h"
 #include "gab-python-sources.h"
 
 GabPy gab_py;

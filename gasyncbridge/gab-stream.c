@@ -19,6 +19,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-streams-private.h"
+#include "gab-lifecycle.h"
 #include "gab-python-sources.h"
 
 static PyObject *reader_class;   /* GIL; strong, for the interpreter's life */

@@ -4,7 +4,8 @@
  */
 #pragma once
 
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
 
 G_BEGIN_DECLS
 

@@ -8,7 +8,11 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
+#include "gab-loop-queue.h"
+#include "gab-lifecycle.h"
+#include "gab-task-locals-private.h"
 
 static __thread GabTaskLocals *current;
 static __thread GPtrArray     *pushed;   /* saved `current` values */

@@ -19,7 +19,8 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gab-private.h"
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-python.h"
 #include "gab-embed.h"
 
 #include <gasyncbridge/gab-testing.h>

@@ -1,18 +1,14 @@
-/* gab-private.h: what the files of the bridge layer share.
+/* gab-python.h: the interpreter glue that every unit
+ * with Python in it uses (gab-python.c): the GIL precondition, objects
+ * looked up once, references dropped from any thread, the bridge's
+ * Python files run as modules.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #pragma once
 
 #include "gab-python-compat.h"
-#include <gio/gio.h>
-
-#include <gasyncbridge/gasyncbridge.h>
-#include "gab-runtime-private.h"
-#include "gab-loop-queue.h"
-#include "gab-loop-spin.h"
-#include "gab-caller-task.h"
-#include "gab-lifecycle.h"
+#include <glib.h>
 
 G_BEGIN_DECLS
 
@@ -28,8 +24,6 @@ gboolean gab_py_finalizing (void);
  * finalization too: a finalizer calling the bridge gets a Python exception
  * (the runtime is shut down by then), never a critical. */
 #define GAB_GIL_HELD() ((Py_IsInitialized () || gab_py_finalizing ()) && PyGILState_Check ())
-
-/* ---- gab-python.c: interpreter glue ---------------------------------- */
 
 /* Objects looked up once and kept for the life of the interpreter. */
 typedef struct
@@ -121,60 +115,5 @@ GabPyRef *gab_py_ref_new   (PyObject *object);   /* GIL held; takes a new ref */
 GabPyRef *gab_py_ref_ref   (GabPyRef *ref);      /* any thread */
 void      gab_py_ref_unref (GabPyRef *ref);      /* any thread */
 PyObject *gab_py_ref_get   (GabPyRef *ref);      /* GIL held; borrowed */
-
-/* ---- the loop units: gab-loop-queue.c, gab-loop-orphans.c,
- * gab-loop-watch.c, gab-loop-spin.c (each with its own header) --------- */
-
-/* ---- gab-task-locals.c ------------------------------------------------ */
-
-struct _GabTaskLocals
-{
-  gatomicrefcount ref_count;
-  GabLoopQueue *queue;     /* strong; the loop is reached through it */
-  PyObject     *context;   /* strong; dropped with gab_py_decref */
-};
-
-GabTaskLocals *gab_task_locals_new_for_queue (GabLoopQueue  *queue,
-                                              PyObject      *context);   /* GIL; takes a new ref */
-/* Where Python work started from C goes: the current locals, else the
- * running loop of this thread (GIL), else the default. Transfer full. */
-GabTaskLocals *gab_task_locals_resolve       (GError       **error);
-/* Runtime thread fast path: make @locals current, return the previous. */
-GabTaskLocals *gab_task_locals_swap          (GabTaskLocals *locals);
-
-/* ---- gab-into-future.c ------------------------------------------------ */
-
-/* Loop thread, GIL: runs @awaitable as a task of @locals and completes
- * @task with its outcome. Takes @task and @dispatch_queue. */
-void     gab_into_future_start      (GabTaskLocals *locals,
-                                     PyObject      *awaitable,
-                                     GTask         *task,
-                                     GabLoopQueue  *dispatch_queue,
-                                     gboolean       want_variant);
-/* Completes @task now with @value/@variant or @error (taken), its callback
- * dispatched later. GIL held if @value is given. Takes @task, @dispatch_queue. */
-void     gab_into_future_return     (GTask         *task,
-                                     GabLoopQueue  *dispatch_queue,
-                                     gboolean       want_variant,
-                                     PyObject      *value,
-                                     GVariant      *variant,
-                                     GError        *error);
-
-/* ---- gab-loop.c ------------------------------------------------------- */
-
-/* GIL: a coroutine that runs @awaitable with its running loop as the
- * default task locals (what gab_run() runs). New ref, or NULL + exception. */
-PyObject *gab_loop_wrap_main (PyObject *awaitable);
-
-/* ---- gab-error.c ------------------------------------------------------ */
-
-/* GIL held, or not even Python: starts the error unit and @subsystem
- * (gab-lifecycle.h), reporting a failure as a GError. */
-gboolean gab_error_start_subsystem (GabSubsystem *subsystem,
-                                    GError      **error);
-/* GIL held: the GError for an exception object (mapped or kept). */
-GError  *gab_error_from_exception (PyObject *exception);
-/* The message of a Python exception object, "Type: str(exc)". */
-gchar   *gab_exception_describe (PyObject *exception);
 
 G_END_DECLS
