@@ -499,13 +499,13 @@ static PyTypeObject Sink_Type = {
 
 /* GIL. */
 static gboolean
-driver_init (void)
+async_iterator_start (void)
 {
   PyObject *globals;
 
   if (drive_func != NULL)
     return TRUE;
-  if (!gab_lifecycle_start (NULL) || PyType_Ready (&Sink_Type) < 0)
+  if (PyType_Ready (&Sink_Type) < 0)
     return FALSE;
   globals = gab_py_run_file (&gab_py_source_iterator, "gasyncbridge._iterator", NULL);
   if (globals == NULL)
@@ -514,6 +514,11 @@ driver_init (void)
   Py_DECREF (globals);
   return drive_func != NULL;
 }
+
+static GabSubsystem async_iterator_subsystem = {
+  .name = "async-iterator",
+  .start = async_iterator_start,
+};
 
 /* Starts the driver task on the loop, in the creator's context. */
 static void
@@ -937,13 +942,9 @@ gab_async_iterator_new (PyObject  *aiterable,
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!gab_error_start_subsystem (NULL, error) || !gab_runtime_ensure (error))
+  if (!gab_error_start_subsystem (&async_iterator_subsystem, error)
+      || !gab_runtime_ensure (error))
     return NULL;
-  if (!driver_init ())
-    {
-      gab_error_set_from_python (error);
-      return NULL;
-    }
   gab_orphans_flush ();
   aiter = get_aiter (aiterable, error);
   if (aiter == NULL)

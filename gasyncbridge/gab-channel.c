@@ -589,21 +589,26 @@ static PyTypeObject Receiver_Type = {
 };
 
 static gboolean
-receiver_type_init (void)
+channel_start (void)
 {
   PyObject *globals;
 
   if (channel_next != NULL)
     return TRUE;
-  if (!gab_lifecycle_start (NULL) || PyType_Ready (&Receiver_Type) < 0)
+  if (PyType_Ready (&Receiver_Type) < 0)
     return FALSE;
-  globals = gab_py_run_file (&gab_py_source_channel, "gasyncbridge._channel", NULL);
+  globals = gab_py_run_file (&gab_py_source_receiver, "gasyncbridge._receiver", NULL);
   if (globals == NULL)
     return FALSE;
-  channel_next = Py_XNewRef (PyDict_GetItemString (globals, "channel_next"));
+  channel_next = Py_XNewRef (PyDict_GetItemString (globals, "receive"));
   Py_DECREF (globals);
   return channel_next != NULL;
 }
+
+static GabSubsystem channel_subsystem = {
+  .name = "channel",
+  .start = channel_start,
+};
 
 /**
  * gab_channel_to_python:
@@ -634,7 +639,7 @@ gab_channel_to_python (GabChannel *self)
   g_return_val_if_fail (GAB_IS_CHANNEL (self), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!receiver_type_init ())
+  if (!gab_lifecycle_start (&channel_subsystem))
     return NULL;
   if (self->has_consumer)
     return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: this channel already has "

@@ -915,23 +915,28 @@ static PyTypeObject Receiver_Type = {
 };
 
 static gboolean
-receiver_type_init (void)
+event_channel_start (void)
 {
   PyObject *globals;
 
   if (event_next != NULL)
     return TRUE;
-  if (!gab_lifecycle_start (NULL) || PyType_Ready (&Receiver_Type) < 0
+  if (PyType_Ready (&Receiver_Type) < 0
       || PyType_Ready (&Ready_Type) < 0)
     return FALSE;
-  globals = gab_py_run_file (&gab_py_source_event_channel, "gasyncbridge._event_channel", NULL);
+  globals = gab_py_run_file (&gab_py_source_receiver, "gasyncbridge._receiver", NULL);
   if (globals == NULL)
     return FALSE;
-  event_next = PyDict_GetItemString (globals, "event_next");
+  event_next = PyDict_GetItemString (globals, "receive");
   Py_XINCREF (event_next);
   Py_DECREF (globals);
   return event_next != NULL;
 }
+
+static GabSubsystem event_channel_subsystem = {
+  .name = "event-channel",
+  .start = event_channel_start,
+};
 
 /**
  * gab_event_channel_to_python:
@@ -971,7 +976,7 @@ gab_event_channel_to_python (GabEventChannel *self,
   g_return_val_if_fail (GAB_IS_EVENT_CHANNEL (self), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!receiver_type_init ())
+  if (!gab_lifecycle_start (&event_channel_subsystem))
     return NULL;
   if (self->has_consumer)
     return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: this event channel already "

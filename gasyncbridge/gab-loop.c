@@ -117,14 +117,12 @@ static PyMethodDef enter_def = { "_enter", enter_func, METH_NOARGS, NULL };
 static PyMethodDef leave_def = { "_leave", leave_func, METH_O, NULL };
 
 static gboolean
-helpers_init (void)
+loop_start (void)
 {
   PyObject *globals;
 
   if (run_main != NULL)
     return TRUE;
-  if (!gab_lifecycle_start (NULL))
-    return FALSE;
   globals = gab_py_run_file (&gab_py_source_loop, "gasyncbridge._loop", NULL);
   if (globals == NULL)
     return FALSE;
@@ -135,6 +133,11 @@ helpers_init (void)
   Py_DECREF (globals);
   return run_main != NULL;
 }
+
+static GabSubsystem loop_subsystem = {
+  .name = "loop",
+  .start = loop_start,
+};
 
 static gboolean
 is_awaitable (PyObject *object)
@@ -155,7 +158,7 @@ wrap_main (PyObject *awaitable)
 {
   PyObject *enter, *leave, *coro;
 
-  if (!helpers_init () || !is_awaitable (awaitable))
+  if (!gab_lifecycle_start (&loop_subsystem) || !is_awaitable (awaitable))
     return NULL;
   enter = PyCFunction_New (&enter_def, NULL);
   leave = PyCFunction_New (&leave_def, NULL);
@@ -255,7 +258,7 @@ gab_run (PyObject *awaitable)
   g_return_val_if_fail (awaitable != NULL, NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!helpers_init ())
+  if (!gab_lifecycle_start (&loop_subsystem))
     return NULL;
   running_loop = gab_py_running_loop ();
   if (running_loop != NULL)
@@ -352,7 +355,7 @@ asyncio_thread_main (gpointer data)
   PyObject *coro = NULL, *ret = NULL, *loop, *stop;
   GError *error = NULL;
 
-  if (helpers_init ())
+  if (gab_lifecycle_start (&loop_subsystem))
     {
       PyObject *ready = PyCFunction_New (&ready_def, NULL);
 

@@ -391,13 +391,13 @@ static PyTypeObject GioStream_Type = {
 
 /* GIL: compile the reader and writer classes, once. */
 static gboolean
-stream_classes_init (void)
+stream_start (void)
 {
   PyObject *globals, *names;
 
   if (reader_class != NULL)
     return TRUE;
-  if (!gab_lifecycle_start (NULL) || PyType_Ready (&GioStream_Type) < 0)
+  if (PyType_Ready (&GioStream_Type) < 0)
     return FALSE;
   names = Py_BuildValue ("{s:O}", "_GioStream", (PyObject *) &GioStream_Type);
   if (names == NULL)
@@ -412,6 +412,11 @@ stream_classes_init (void)
   Py_DECREF (globals);
   return reader_class != NULL && writer_class != NULL;
 }
+
+static GabSubsystem stream_subsystem = {
+  .name = "stream",
+  .start = stream_start,
+};
 
 /**
  * gab_stream_reader_get_class:
@@ -428,7 +433,7 @@ PyObject *
 gab_stream_reader_get_class (void)
 {
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
-  if (!stream_classes_init ())
+  if (!gab_lifecycle_start (&stream_subsystem))
     return NULL;
   return reader_class;
 }
@@ -448,7 +453,7 @@ PyObject *
 gab_stream_writer_get_class (void)
 {
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
-  if (!stream_classes_init ())
+  if (!gab_lifecycle_start (&stream_subsystem))
     return NULL;
   return writer_class;
 }
@@ -483,7 +488,7 @@ gab_stream_reader_new (GInputStream *stream,
   g_return_val_if_fail (G_IS_INPUT_STREAM (stream), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!stream_classes_init ())
+  if (!gab_lifecycle_start (&stream_subsystem))
     return NULL;
   gio = gio_stream_new (G_OBJECT (stream));
   if (gio == NULL)
@@ -521,7 +526,7 @@ gab_stream_writer_new (GOutputStream *stream)
   g_return_val_if_fail (G_IS_OUTPUT_STREAM (stream), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!stream_classes_init ())
+  if (!gab_lifecycle_start (&stream_subsystem))
     return NULL;
   gio = gio_stream_new (G_OBJECT (stream));
   if (gio == NULL)

@@ -17,6 +17,15 @@
  * thread, "gab-test": blocking bodies run there, asynchronous bodies on the
  * runtime thread while the driver waits for their task.
  *
+ * Why not g_test_trap_subprocess(): its child is the same program with
+ * g_test_run() calling the test's function from main(), so the child
+ * cannot first embed Python and give its main thread to asyncio, as the
+ * runner must (a test body that awaits Python needs the loop on the main
+ * thread, where signals and threading.main_thread() expect it). It also
+ * hands the child's output over only once the child has exited; here it is
+ * forwarded as it comes, so a test that hangs shows what it printed
+ * before its timeout.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <gasyncbridge/gasyncbridge.h>
