@@ -5,11 +5,12 @@
  * job of GIO's thread pool (128 thread hand-offs per MiB), and the result
  * is then copied into a bytes object on the loop thread, where touching a
  * fresh MiB of memory costs more than reading it. For a local file one job
- * of GTask's pool does it all here: open, fstat for the size, big read()
- * calls (checking for cancellation between them) and close. A large file
- * is read straight into the bytes object that Python gets: the worker
- * takes the GIL only to allocate it, so the loop thread never copies or
- * touches the payload. Other files (URIs of GVfs backends) keep GIO's way.
+ * of the module's bulk workers (gasyncbridge-workers.c) does it all here:
+ * open, fstat for the size, big read() calls (checking for cancellation
+ * between them) and close. A large file is read straight into the bytes
+ * object that Python gets: the worker takes the GIL only to allocate it,
+ * so the loop thread never copies or touches the payload. Other files
+ * (URIs of GVfs backends) keep GIO's way.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -150,7 +151,7 @@ gab_module_bytes_alloc (gsize size)
   return bytes;
 }
 
-/* GTask's pool; no GIL but for gab_module_bytes_alloc(). */
+/* A bulk worker; no GIL but for gab_module_bytes_alloc(). */
 static void
 read_thread (GTask        *task,
              gpointer      source,
@@ -237,7 +238,7 @@ load_start (GCancellable        *cancellable,
   /* The FileRead outlives the task: the Operation frees it, with the GIL. */
   g_task_set_task_data (task, self, NULL);
   if (g_file_peek_path (self->file) != NULL)
-    g_task_run_in_thread (task, read_thread);
+    gab_module_run_in_worker (task, read_thread);
   else
     g_file_load_contents_async (self->file, cancellable, gio_loaded, g_object_ref (task));
   g_object_unref (task);

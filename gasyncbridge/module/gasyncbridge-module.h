@@ -95,6 +95,12 @@ extern const char gab_module_load_contents_doc[];
  * The reference must be dropped with the GIL. */
 PyObject *gab_module_bytes_alloc (gsize size);
 
+/* Any thread: runs @func for @task (as g_task_run_in_thread() would) in
+ * the module's bulk-copy workers (gasyncbridge-workers.c): at most one per
+ * processor, a little below the loop's priority. */
+void gab_module_run_in_worker (GTask          *task,
+                               GTaskThreadFunc func);
+
 /* Runtime or loop thread: start @argv with @flags; the child inherits the
  * descriptors without close-on-exec unless @close_fds (see
  * gasyncbridge-subprocess.c). GSpawnError on failure, as precise as

@@ -230,7 +230,7 @@ communicate_return (Communicate *self)
       GTask *convert = g_task_new (NULL, NULL, communicate_converted, self);
 
       g_task_set_task_data (convert, self, NULL);
-      g_task_run_in_thread (convert, communicate_convert);
+      gab_module_run_in_worker (convert, communicate_convert);
       g_object_unref (convert);
       return;
     }
