@@ -305,6 +305,28 @@ fail:
   return NULL;
 }
 
+/* A bulk worker: the stat() of a local file, as GIO's async query would
+ * do it in GTask's pool. */
+static void
+query_info_thread (GTask        *task,
+                   gpointer      source,
+                   gpointer      task_data,
+                   GCancellable *cancellable)
+{
+  QueryInfo *self = task_data;
+  GError *error = NULL;
+  GFileInfo *info = g_file_query_info (self->file, self->attributes, self->flags,
+                                       cancellable, &error);
+
+  if (info != NULL)
+    g_task_return_pointer (task, info, g_object_unref);
+  else
+    g_task_return_error (task, error);
+}
+
+/* Runtime thread. A local file is queried in the module's bulk workers:
+ * a batch of queries in GTask's pool, which grows past the processors,
+ * would keep the loop thread from a CPU (gasyncbridge-workers.c). */
 static void
 query_info_start (GCancellable        *cancellable,
                   GAsyncReadyCallback  callback,
@@ -312,9 +334,20 @@ query_info_start (GCancellable        *cancellable,
                   gpointer             user_data)
 {
   QueryInfo *self = user_data;
+  GTask *task;
 
-  g_file_query_info_async (self->file, self->attributes, self->flags,
-                           G_PRIORITY_DEFAULT, cancellable, callback, callback_data);
+  if (g_file_peek_path (self->file) == NULL)
+    {
+      g_file_query_info_async (self->file, self->attributes, self->flags,
+                               G_PRIORITY_DEFAULT, cancellable, callback, callback_data);
+      return;
+    }
+  task = g_task_new (self->file, cancellable, callback, callback_data);
+  g_task_set_source_tag (task, query_info_thread);
+  /* The QueryInfo outlives the task: the future frees it, with the GIL. */
+  g_task_set_task_data (task, self, NULL);
+  gab_module_run_in_worker (task, query_info_thread);
+  g_object_unref (task);
 }
 
 /* GIL: a GFileInfo attribute as a Python value by its type; NULL without
@@ -444,10 +477,15 @@ query_info_finish (GObject       *source,
                    GError       **error)
 {
   QueryInfo *self = user_data;
-  g_autoptr(GFileInfo) info = g_file_query_info_finish (G_FILE (source), result, error);
+  g_autoptr(GFileInfo) info = NULL;
   GFileAttributeMatcher *matcher;
   PyObject *dict;
 
+  if (g_task_is_valid (result, source)
+      && g_task_get_source_tag (G_TASK (result)) == query_info_thread)
+    info = g_task_propagate_pointer (G_TASK (result), error);
+  else
+    info = g_file_query_info_finish (G_FILE (source), result, error);
   if (info == NULL)
     return NULL;
   dict = file_info_to_dict (info);
