@@ -107,6 +107,7 @@ typedef struct
 {
   GDBusConnection *connection;
   gchar           *dest, *path, *interface, *method;
+  gboolean         with_args;     /* "(ii)" arguments and reply, else none and "(s)" */
   gint             n, in_flight;
   gint             sent, done, errors;
   gchar           *first_error;
@@ -149,8 +150,11 @@ client_send (Client *client)
   if (client->sent >= client->n)
     return;
   g_dbus_connection_call (client->connection, client->dest, client->path, client->interface,
-                          client->method, g_variant_new ("(ii)", client->sent, client->sent),
-                          G_VARIANT_TYPE ("(i)"), G_DBUS_CALL_FLAGS_NONE, 60000, NULL,
+                          client->method,
+                          client->with_args ? g_variant_new ("(ii)", client->sent, client->sent)
+                                            : NULL,
+                          client->with_args ? G_VARIANT_TYPE ("(i)") : G_VARIANT_TYPE ("(s)"),
+                          G_DBUS_CALL_FLAGS_NONE, 60000, NULL,
                           client_reply, client);
   client->sent++;
 }
@@ -198,12 +202,12 @@ b_dbus_calls (PyObject *self,
 {
   PyObject *capsule;
   const char *dest, *path, *interface, *method;
-  int n, in_flight;
+  int n, in_flight, with_args = 1;
   GObject *object;
   Client *client;
 
-  if (!PyArg_ParseTuple (args, "Ozsssii", &capsule, &dest, &path, &interface, &method, &n,
-                         &in_flight))
+  if (!PyArg_ParseTuple (args, "Ozsssii|p", &capsule, &dest, &path, &interface, &method, &n,
+                         &in_flight, &with_args))
     return NULL;
   object = PyCapsule_GetPointer (capsule, NULL);
   if (object == NULL)
@@ -216,6 +220,7 @@ b_dbus_calls (PyObject *self,
   client->path = g_strdup (path);
   client->interface = g_strdup (interface);
   client->method = g_strdup (method);
+  client->with_args = with_args;
   client->n = n;
   client->in_flight = MAX (1, in_flight);
   client->context = g_main_context_new ();
@@ -371,8 +376,9 @@ static PyMethodDef methods[] = {
   { "emit", b_emit, METH_VARARGS,
     "emit(gpointer, n)\n--\n\nA new GLib thread emits tick n times." },
   { "dbus_calls", b_dbus_calls, METH_VARARGS,
-    "dbus_calls(gpointer, dest, path, interface, method, n, in_flight)\n--\n\n"
-    "A C thread calls method(i, i) n times; see dbus_wait()." },
+    "dbus_calls(gpointer, dest, path, interface, method, n, in_flight, with_args=True)\n--\n\n"
+    "A C thread calls method(i, i) -> (i) n times (without args: method() -> (s));\n"
+    "see dbus_wait()." },
   { "dbus_wait", b_dbus_wait, METH_O,
     "dbus_wait(handle)\n--\n\n(seconds, errors, first error) once the calls are done." },
   { NULL }

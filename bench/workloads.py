@@ -111,6 +111,17 @@ WAYS = {
     "asyncio": ({"communicate": "asyncio.create_subprocess_exec + communicate",
                  "socket": "asyncio.open_connection streams"},
                 ("asyncio", "uvloop")),
+    # The lag floor of a workload that submits all its operations at once:
+    # the same number of futures, gathered the same way, each completed by
+    # loop.call_soon with no I/O and no thread. Its lag is what the user's
+    # own submission and collection cost the loop, which no bridge removes.
+    "floor": ({key: "floor: as many futures, completed by call_soon, no I/O"
+               for key in ("load", "replace", "query", "mixed", "dbus")},
+              ("asyncio", "uvloop")),
+    # GDBus's own ceiling: the same calls, all in flight, from C on one GLib
+    # thread with no Python at all (bench/_gab_bench_events.c).
+    "c": ({"dbus": "ceiling: the same calls from C, one GLib thread, no Python"},
+          ("asyncio",)),
 }
 DEFAULT_LABELS = {
     "executor": "loop.run_in_executor(None, blocking Gio)",
@@ -134,7 +145,7 @@ def lines_of(key):
     """(way, loop) of every line of a workload."""
     out = []
     for way, (labels, loops) in WAYS.items():
-        if way in ("asyncio", "gab-dbus_call") and key not in labels:
+        if way in ("asyncio", "gab-dbus_call", "floor", "c") and key not in labels:
             continue
         out.extend((way, loop) for loop in loops)
     return out
@@ -235,10 +246,27 @@ class Line:
 
     async def run(self):
         """Returns (ops, result to verify)."""
+        if self.way == "floor":
+            return await self.run_floor()
         return await getattr(self, "run_" + self.key)()
 
     def verify(self, result):
+        if self.way == "floor":
+            check(result == [None] * len(result), "floor: every future gave None")
+            return
         getattr(self, "verify_" + self.key)(result)
+
+    async def run_floor(self):
+        n = {"load": self.sizes.files, "replace": self.sizes.files,
+             "query": self.sizes.queries, "mixed": 2 * self.sizes.mixed,
+             "dbus": self.sizes.dbus_calls}[self.key]
+
+        def op():
+            fut = self.loop.create_future()
+            self.loop.call_soon(fut.set_result, None)
+            return fut
+
+        return n, await asyncio.gather(*[op() for _ in range(n)])
 
     # ---- 1. load_contents ----------------------------------------------------
 
@@ -464,9 +492,19 @@ class Line:
 
     async def run_dbus(self):
         n = self.sizes.dbus_calls
+        if self.way == "c":
+            import _gab_bench_events as ev
+            handle = ev.dbus_calls(self.conn.__gpointer__, self.DBUS[0], self.DBUS[1],
+                                   self.DBUS[2], "GetId", n, n, False)
+            _seconds, errors, first = await self.loop.run_in_executor(None, ev.dbus_wait,
+                                                                      handle)
+            check(errors == 0, f"dbus/c: {errors} calls failed: {first}")
+            return n, None
         return n, await asyncio.gather(*[self.dbus_op() for _ in range(n)])
 
     def verify_dbus(self, results):
+        if self.way == "c":
+            return
         ids = {r[0] if isinstance(r, tuple) else r.unpack()[0] for r in results}
         check(len(ids) == 1 and len(next(iter(ids))) == 32, f"D-Bus GetId: {ids}")
 
