@@ -179,6 +179,28 @@ queued_for (PyObject *loop,
   return count;
 }
 
+/* GIL: is @future one of the C futures of asyncio (_asyncio.Future, and so
+ * its Tasks and their subclasses)? */
+static gboolean
+is_c_future (PyObject *future)
+{
+  static PyObject *c_future_type;   /* GIL; Py_None without _asyncio */
+
+  if (G_UNLIKELY (c_future_type == NULL))
+    {
+      PyObject *futures = PyImport_ImportModule ("asyncio.futures");
+      PyObject *type = futures != NULL ? PyObject_GetAttrString (futures, "_CFuture") : NULL;
+
+      PyErr_Clear ();
+      Py_XDECREF (futures);
+      c_future_type = type != NULL && PyType_Check (type) ? type : Py_NewRef (Py_None);
+      if (c_future_type == Py_None)
+        Py_XDECREF (type);
+    }
+  return c_future_type != Py_None
+         && PyObject_TypeCheck (future, (PyTypeObject *) c_future_type);
+}
+
 PyObject *
 gab_asyncio_future_complete (PyObject *future,
                              PyObject *method,
@@ -189,14 +211,19 @@ gab_asyncio_future_complete (PyObject *future,
   int done;
 
   /* The callbacks that completing the future schedules: asyncio drops
-   * those it has not scheduled yet if scheduling one raises. */
+   * those it has not scheduled yet if scheduling one raises. The C future
+   * only lets go of its list then, and a reference keeps it; the Python
+   * one empties the list in place first, so that one is copied. */
   callbacks = PyObject_GetAttr (future, gab_py.s_callbacks);
-  if (callbacks != NULL && PyList_Check (callbacks))
+  if (callbacks != NULL && PyList_Check (callbacks) && PyList_GET_SIZE (callbacks) > 0)
     {
-      PyObject *copy = PyList_GetSlice (callbacks, 0, PyList_GET_SIZE (callbacks));
+      if (!is_c_future (future))
+        {
+          PyObject *copy = PyList_GetSlice (callbacks, 0, PyList_GET_SIZE (callbacks));
 
-      Py_DECREF (callbacks);
-      callbacks = copy;
+          Py_DECREF (callbacks);
+          callbacks = copy;
+        }
     }
   else
     Py_CLEAR (callbacks);
