@@ -324,6 +324,10 @@ query_info_thread (GTask        *task,
     g_task_return_error (task, error);
 }
 
+/* The worker's function as the task's tag (a function as a data pointer:
+ * fine with GCC and clang, undefined for ISO C, hence the extension). */
+#define QUERY_INFO_TAG (G_GNUC_EXTENSION ((gpointer) query_info_thread))
+
 /* Runtime thread. A local file is queried in the module's bulk workers:
  * a batch of queries in GTask's pool, which grows past the processors,
  * would keep the loop thread from a CPU (gasyncbridge-workers.c). */
@@ -343,7 +347,7 @@ query_info_start (GCancellable        *cancellable,
       return;
     }
   task = g_task_new (self->file, cancellable, callback, callback_data);
-  g_task_set_source_tag (task, query_info_thread);
+  g_task_set_source_tag (task, QUERY_INFO_TAG);
   /* The QueryInfo outlives the task: the future frees it, with the GIL. */
   g_task_set_task_data (task, self, NULL);
   gab_module_run_in_worker (task, query_info_thread);
@@ -482,7 +486,7 @@ query_info_finish (GObject       *source,
   PyObject *dict;
 
   if (g_task_is_valid (result, source)
-      && g_task_get_source_tag (G_TASK (result)) == query_info_thread)
+      && g_task_get_source_tag (G_TASK (result)) == QUERY_INFO_TAG)
     info = g_task_propagate_pointer (G_TASK (result), error);
   else
     info = g_file_query_info_finish (G_FILE (source), result, error);
