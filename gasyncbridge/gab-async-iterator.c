@@ -335,19 +335,7 @@ fail_all (GQueue       *queue,
 static void
 core_wake (Core *core)
 {
-  PyObject *waiter = g_steal_pointer (&core->waiter);
-
-  if (waiter != NULL)
-    {
-      if (gab_py_future_done (waiter) == 0)
-        {
-          PyObject *ret = PyObject_CallMethodOneArg (waiter, gab_py.s_set_result, Py_None);
-
-          Py_XDECREF (ret);
-        }
-      PyErr_Clear ();
-      Py_DECREF (waiter);
-    }
+  gab_py_waiter_wake (g_steal_pointer (&core->waiter), TRUE);
 }
 
 static PyObject *

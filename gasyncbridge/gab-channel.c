@@ -148,24 +148,12 @@ wake_item_run (GabLoopItem *item,
                gboolean     alive)
 {
   GabChannel *self = G_STRUCT_MEMBER_P (item, -G_STRUCT_OFFSET (GabChannel, wake_item));
-  PyObject *waiter;
 
   g_mutex_lock (&self->lock);
   self->wake_pushed = FALSE;
   self->waiting = FALSE;
   g_mutex_unlock (&self->lock);
-  waiter = g_steal_pointer (&self->waiter);
-  if (waiter != NULL)
-    {
-      if (alive && gab_py_future_done (waiter) == 0)
-        {
-          PyObject *ret = PyObject_CallMethodOneArg (waiter, gab_py.s_set_result, Py_None);
-
-          Py_XDECREF (ret);
-        }
-      PyErr_Clear ();
-      Py_DECREF (waiter);
-    }
+  gab_py_waiter_wake (g_steal_pointer (&self->waiter), alive);
   g_object_unref (self);
 }
 
@@ -440,21 +428,11 @@ receiver_wait (PyObject *object,
                PyObject *unused)
 {
   GabChannel *self = ((Receiver *) object)->channel;
-  PyObject *loop = gab_py_running_loop ();
   PyObject *future;
   gboolean ready;
 
-  if (loop == NULL)
-    return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: no running event loop");
-  if (loop != gab_loop_queue_get_loop (self->queue))
-    {
-      Py_DECREF (loop);
-      return PyErr_Format (PyExc_RuntimeError,
-                           "gasyncbridge: a channel is consumed on the event loop "
-                           "it was made for");
-    }
-  future = PyObject_CallMethodNoArgs (loop, gab_py.s_create_future);
-  Py_DECREF (loop);
+  future = gab_loop_queue_new_future (self->queue, "gasyncbridge: a channel is consumed "
+                                      "on the event loop it was made for");
   if (future == NULL)
     return NULL;
   Py_XSETREF (self->waiter, Py_NewRef (future));
@@ -464,15 +442,9 @@ receiver_wait (PyObject *object,
   g_mutex_unlock (&self->lock);
   if (ready)
     {
-      PyObject *ret = PyObject_CallMethodOneArg (future, gab_py.s_set_result, Py_None);
-
       Py_CLEAR (self->waiter);
-      if (ret == NULL)
-        {
-          Py_DECREF (future);
-          return NULL;
-        }
-      Py_DECREF (ret);
+      if (!gab_py_future_set_none (future))
+        Py_CLEAR (future);
     }
   return future;
 }
@@ -507,22 +479,9 @@ static PyObject *
 receiver_aclose (PyObject *object,
                  PyObject *unused)
 {
-  PyObject *loop = gab_py_running_loop ();
-  PyObject *future, *ret;
-
   receiver_stop ((Receiver *) object);
   /* An awaitable, as async iterators' aclose() are. */
-  if (loop == NULL)
-    return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: no running event loop");
-  future = PyObject_CallMethodNoArgs (loop, gab_py.s_create_future);
-  Py_DECREF (loop);
-  if (future == NULL)
-    return NULL;
-  ret = PyObject_CallMethodOneArg (future, gab_py.s_set_result, Py_None);
-  if (ret == NULL)
-    Py_CLEAR (future);
-  Py_XDECREF (ret);
-  return future;
+  return gab_py_done_future ();
 }
 
 static PyObject *

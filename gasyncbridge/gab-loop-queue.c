@@ -617,6 +617,26 @@ queues_after_fork (void)
   g_hash_table_remove_all (queues);
 }
 
+PyObject *
+gab_loop_queue_new_future (GabLoopQueue *queue,
+                           const char   *misuse)
+{
+  PyObject *loop = gab_py_running_loop ();
+  PyObject *future;
+
+  if (loop == NULL)
+    return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: no running event loop");
+  if (loop != gab_loop_queue_get_loop (queue))
+    {
+      Py_DECREF (loop);
+      PyErr_SetString (PyExc_RuntimeError, misuse);
+      return NULL;
+    }
+  future = PyObject_CallMethodNoArgs (loop, gab_py.s_create_future);
+  Py_DECREF (loop);
+  return future;
+}
+
 /* ---- the unit's lifecycle --------------------------------------------- */
 
 static gboolean

@@ -52,5 +52,9 @@ void          gab_loop_queue_watch        (GabLoopQueue *queue,
  * cleans up the items of loops that are not running and in a forked child
  * unhooks every queue from its loop. FALSE with an exception set. */
 gboolean      gab_loop_queues_start       (void);
+/* GIL, loop thread: a new future of @queue's loop, which must be the
+ * running one (else RuntimeError saying @misuse). New ref, or NULL. */
+PyObject     *gab_loop_queue_new_future   (GabLoopQueue *queue,
+                                           const char   *misuse);
 
 G_END_DECLS

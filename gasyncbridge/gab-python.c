@@ -341,6 +341,44 @@ gab_py_future_done (PyObject *future)
   return ret;
 }
 
+/* ---- waiters: the futures a receiver's __anext__ sleeps on ------------- */
+
+gboolean
+gab_py_future_set_none (PyObject *future)
+{
+  PyObject *ret = PyObject_CallMethodOneArg (future, gab_py.s_set_result, Py_None);
+
+  Py_XDECREF (ret);
+  return ret != NULL;
+}
+
+void
+gab_py_waiter_wake (PyObject *waiter,
+                    gboolean  wake)
+{
+  if (waiter == NULL)
+    return;
+  if (wake && gab_py_future_done (waiter) == 0)
+    gab_py_future_set_none (waiter);
+  PyErr_Clear ();
+  Py_DECREF (waiter);
+}
+
+PyObject *
+gab_py_done_future (void)
+{
+  PyObject *loop = gab_py_running_loop ();
+  PyObject *future;
+
+  if (loop == NULL)
+    return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: no running event loop");
+  future = PyObject_CallMethodNoArgs (loop, gab_py.s_create_future);
+  Py_DECREF (loop);
+  if (future != NULL && !gab_py_future_set_none (future))
+    Py_CLEAR (future);
+  return future;
+}
+
 /* ---- what `await` accepts ---------------------------------------------- */
 
 gboolean

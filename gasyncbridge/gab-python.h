@@ -102,6 +102,17 @@ PyObject *gab_py_running_loop      (void);
 /* GIL held: future.done(). -1 on error. */
 int       gab_py_future_done       (PyObject *future);
 
+/* GIL: future.set_result (None); FALSE with an exception set. */
+gboolean  gab_py_future_set_none   (PyObject   *future);
+/* GIL: takes @waiter (nullable) and drops it, after setting its result to
+ * None if @wake and it is not done yet. Clears any error. */
+void      gab_py_waiter_wake       (PyObject   *waiter,
+                                    gboolean    wake);
+/* GIL: a future of the running loop, already done with None (what an
+ * aclose () that has nothing to wait for returns). NULL with RuntimeError
+ * when no loop runs. */
+PyObject *gab_py_done_future       (void);
+
 /* GIL: what `await` accepts: an object with __await__, or a generator-
  * based coroutine (types.coroutine). No exception set. */
 gboolean  gab_py_is_awaitable      (PyObject   *object);
