@@ -65,10 +65,17 @@ gab_module_run_in_worker (GTask          *task,
 
   if (g_once_init_enter (&pool_made))
     {
-      /* Shared (not exclusive): threads come and go with the work. */
+      /* Exclusive: its threads are never lent to GLib's other pools
+       * (GTask's among them), which would then run at our lower priority. */
       pool = g_thread_pool_new (job_run, NULL, (gint) MAX (1, g_get_num_processors ()),
-                                FALSE, NULL);
+                                TRUE, NULL);
       g_once_init_leave (&pool_made, 1);
+    }
+  if (G_UNLIKELY (pool == NULL))
+    {
+      /* No threads could be made: GTask's pool, at the usual priority. */
+      g_task_run_in_thread (task, func);
+      return;
     }
   job = g_new (Job, 1);
   job->task = g_object_ref (task);   /* the job's: the task returns from the worker */
