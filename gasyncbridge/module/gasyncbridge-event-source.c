@@ -19,6 +19,12 @@ gab_event_source_new (PyTypeObject              *type,
   return self;
 }
 
+int
+gab_event_source_init (void)
+{
+  return PyType_Ready (&gab_event_source_type);
+}
+
 PyObject *
 gab_event_source_stop_py (PyObject *object,
                           PyObject *unused)
@@ -56,15 +62,20 @@ event_source_traverse (PyObject *object,
   return 0;
 }
 
+/* tp_clear, and the start of tp_dealloc. Stopped before the receiver
+ * goes: an exported object's stop closes it, so that the calls still
+ * queued get their error replies. */
+static void
+event_source_release (GabEventSource *self)
+{
+  self->klass->stop (self);
+  Py_CLEAR (self->receiver);
+}
+
 static int
 event_source_clear (PyObject *object)
 {
-  GabEventSource *self = (GabEventSource *) object;
-
-  /* Stopped before the receiver goes: an exported object's stop closes
-   * it, so that the calls still queued get their error replies. */
-  self->klass->stop (self);
-  Py_CLEAR (self->receiver);
+  event_source_release ((GabEventSource *) object);
   return 0;
 }
 
@@ -74,10 +85,8 @@ event_source_dealloc (PyObject *object)
   GabEventSource *self = (GabEventSource *) object;
 
   PyObject_GC_UnTrack (object);
-  /* As in clear; the kind's fields go only once nothing feeds the
-   * channel any more. */
-  self->klass->stop (self);
-  Py_CLEAR (self->receiver);
+  event_source_release (self);
+  /* The kind's fields go only once nothing feeds the channel any more. */
   g_clear_object (&self->channel);
   if (self->klass->finalize != NULL)
     self->klass->finalize (self);
@@ -100,17 +109,13 @@ PyTypeObject gab_event_source_type = {
   PyVarObject_HEAD_INIT (NULL, 0)
   .tp_name = "gasyncbridge._EventSource",
   .tp_basicsize = sizeof (GabEventSource),
-  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-  .tp_dealloc = event_source_dealloc,
-  .tp_traverse = event_source_traverse,
-  .tp_clear = event_source_clear,
+  .tp_doc = "Something on the runtime thread feeding an EventReceiver, stopped once.",
   .tp_methods = event_source_methods,
   .tp_getset = event_source_getset,
-  .tp_doc = "Something on the runtime thread feeding an EventReceiver, stopped once.",
+  /* The kinds inherit these four: CPython copies the GC flag, tp_traverse
+   * and tp_clear together, when a subtype sets none of them. */
+  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+  .tp_traverse = event_source_traverse,
+  .tp_clear = event_source_clear,
+  .tp_dealloc = event_source_dealloc,
 };
-
-int
-gab_event_source_init (void)
-{
-  return PyType_Ready (&gab_event_source_type);
-}

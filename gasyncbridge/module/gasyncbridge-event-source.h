@@ -18,9 +18,19 @@
 
 G_BEGIN_DECLS
 
-typedef struct _GabEventSource GabEventSource;
+typedef struct _GabEventSourceClass GabEventSourceClass;
 
+/* The fields every kind starts with. */
 typedef struct
+{
+  PyObject_HEAD
+  const GabEventSourceClass *klass;
+  GabEventChannel           *channel;    /* strong */
+  PyObject                  *receiver;   /* strong; the channel's EventReceiver */
+} GabEventSource;
+
+/* What a kind does; one static instance per kind. */
+struct _GabEventSourceClass
 {
   /* GIL held. Stops feeding the channel and closes it; idempotent, and
    * must cope with a source whose fields are still zero (a failed
@@ -33,14 +43,6 @@ typedef struct
    * receiver are dropped: frees what the kind holds besides them. NULL:
    * nothing. */
   void     (*finalize)  (GabEventSource *source);
-} GabEventSourceClass;
-
-struct _GabEventSource
-{
-  PyObject_HEAD
-  const GabEventSourceClass *klass;
-  GabEventChannel           *channel;    /* strong */
-  PyObject                  *receiver;   /* strong; the channel's EventReceiver */
 };
 
 /* The base type, for a kind's tp_base. */
