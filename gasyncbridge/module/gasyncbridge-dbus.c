@@ -15,6 +15,7 @@
  */
 #define NO_IMPORT_PYGOBJECT
 #include "gasyncbridge-module.h"
+#include "gasyncbridge-event-source.h"
 
 #include <pygobject.h>
 #include <string.h>
@@ -163,22 +164,24 @@ on_dbus_signal (GDBusConnection *connection,
   gab_event_channel_push (channel, message);
 }
 
+/* An event source (gasyncbridge-event-source.h) fed by a GDBus signal
+ * subscription. */
 typedef struct
 {
-  PyObject_HEAD
+  GabEventSource   source;
   GDBusConnection *connection;
   guint            id;
-  GabEventChannel *channel;
-  PyObject        *receiver;
 } Subscription;
 
 static PyTypeObject Subscription_Type;
 
 static void
-subscription_cancel (Subscription *self)
+subscription_cancel (GabEventSource *source)
 {
-  if (self->channel != NULL)
-    gab_event_channel_close (self->channel, NULL);
+  Subscription *self = (Subscription *) source;
+
+  if (source->channel != NULL)
+    gab_event_channel_close (source->channel, NULL);
   if (self->id != 0)
     {
       /* Thread-safe in GDBus; the callback's data goes in the runtime's
@@ -188,71 +191,28 @@ subscription_cancel (Subscription *self)
     }
 }
 
-static PyObject *
-subscription_unsubscribe (PyObject *object,
-                          PyObject *unused)
+static gboolean
+subscription_is_active (GabEventSource *source)
 {
-  subscription_cancel ((Subscription *) object);
-  Py_RETURN_NONE;
-}
-
-static PyObject *
-subscription_get_receiver (PyObject *object,
-                           void     *closure)
-{
-  Subscription *self = (Subscription *) object;
-
-  return Py_NewRef (self->receiver != NULL ? self->receiver : Py_None);
-}
-
-static PyObject *
-subscription_get_active (PyObject *object,
-                         void     *closure)
-{
-  return PyBool_FromLong (((Subscription *) object)->id != 0);
-}
-
-static int
-subscription_traverse (PyObject *object,
-                       visitproc visit,
-                       void     *arg)
-{
-  Py_VISIT (((Subscription *) object)->receiver);
-  return 0;
-}
-
-static int
-subscription_clear (PyObject *object)
-{
-  Subscription *self = (Subscription *) object;
-
-  subscription_cancel (self);
-  Py_CLEAR (self->receiver);
-  return 0;
+  return ((Subscription *) source)->id != 0;
 }
 
 static void
-subscription_dealloc (PyObject *object)
+subscription_finalize (GabEventSource *source)
 {
-  Subscription *self = (Subscription *) object;
-
-  PyObject_GC_UnTrack (object);
-  subscription_cancel (self);
-  Py_CLEAR (self->receiver);
-  g_clear_object (&self->channel);
-  g_clear_object (&self->connection);
-  Py_TYPE (object)->tp_free (object);
+  g_clear_object (&((Subscription *) source)->connection);
 }
 
-static PyMethodDef subscription_methods[] = {
-  { "unsubscribe", subscription_unsubscribe, METH_NOARGS,
-    "unsubscribe()\n--\n\nStop the subscription now; idempotent." },
-  { NULL }
+static const GabEventSourceClass subscription_class = {
+  .stop = subscription_cancel,
+  .is_active = subscription_is_active,
+  .finalize = subscription_finalize,
 };
 
-static PyGetSetDef subscription_getset[] = {
-  { "receiver", subscription_get_receiver, NULL, "The EventReceiver of the signals.", NULL },
-  { "active", subscription_get_active, NULL, "Whether the subscription is in place.", NULL },
+/* `receiver` and `active` come from the base type. */
+static PyMethodDef subscription_methods[] = {
+  { "unsubscribe", gab_event_source_stop_py, METH_NOARGS,
+    "unsubscribe()\n--\n\nStop the subscription now; idempotent." },
   { NULL }
 };
 
@@ -260,12 +220,9 @@ static PyTypeObject Subscription_Type = {
   PyVarObject_HEAD_INIT (NULL, 0)
   .tp_name = "gasyncbridge._DBusSubscription",
   .tp_basicsize = sizeof (Subscription),
-  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-  .tp_dealloc = subscription_dealloc,
-  .tp_traverse = subscription_traverse,
-  .tp_clear = subscription_clear,
+  .tp_base = &gab_event_source_type,
+  .tp_flags = Py_TPFLAGS_DEFAULT,
   .tp_methods = subscription_methods,
-  .tp_getset = subscription_getset,
   .tp_doc = "A D-Bus signal subscription on the runtime thread (see gasyncbridge.dbus).",
 };
 
@@ -365,15 +322,14 @@ subscribe_finish (GObject       *source,
 
   if (!g_task_propagate_boolean (G_TASK (result), error))
     return NULL;
-  self = PyObject_GC_New (Subscription, &Subscription_Type);
+  self = gab_event_source_new (&Subscription_Type, &subscription_class);
   if (self == NULL)
     return NULL;
   self->connection = g_object_ref (call->connection);
   self->id = call->id;
   call->id = 0;
-  self->channel = g_steal_pointer (&call->channel);
-  self->receiver = g_steal_pointer (&call->receiver);
-  PyObject_GC_Track ((PyObject *) self);
+  self->source.channel = g_steal_pointer (&call->channel);
+  self->source.receiver = g_steal_pointer (&call->receiver);
   return (PyObject *) self;
 }
 
@@ -840,27 +796,29 @@ static const GDBusInterfaceVTable vtable = {
   .method_call = on_method_call,
 };
 
+/* An event source (gasyncbridge-event-source.h) fed by the method calls
+ * to an exported object. */
 typedef struct
 {
-  PyObject_HEAD
+  GabEventSource   source;
   GDBusConnection *connection;
   GDBusNodeInfo   *node;
   gchar           *path;
   GArray          *ids;        /* guint; empty once unregistered */
-  GabEventChannel *channel;
-  PyObject        *receiver;
 } Registration;
 
 static PyTypeObject Registration_Type;
 
 static void
-registration_cancel (Registration *self)
+registration_cancel (GabEventSource *source)
 {
+  Registration *self = (Registration *) source;
+
   /* Calls not handed to the dispatcher yet get an error reply now, and
    * the node info they would be converted with may go. */
-  if (self->receiver != NULL)
+  if (source->receiver != NULL)
     {
-      PyObject *ret = PyObject_CallMethod (self->receiver, "close", NULL);
+      PyObject *ret = PyObject_CallMethod (source->receiver, "close", NULL);
 
       if (ret == NULL)
         PyErr_Clear ();
@@ -871,35 +829,34 @@ registration_cancel (Registration *self)
       unregister_without_gil (self->connection, self->ids);
       g_array_set_size (self->ids, 0);
     }
-  if (self->channel != NULL)
-    gab_event_channel_close (self->channel, NULL);
+  if (source->channel != NULL)
+    gab_event_channel_close (source->channel, NULL);
 }
 
-static PyObject *
-registration_unregister (PyObject *object,
-                         PyObject *unused)
+static gboolean
+registration_is_registered (GabEventSource *source)
 {
-  registration_cancel ((Registration *) object);
-  Py_RETURN_NONE;
+  Registration *self = (Registration *) source;
+
+  return self->ids != NULL && self->ids->len > 0;
 }
 
-static PyObject *
-registration_get_registered (PyObject *object,
-                             void     *closure)
+static void
+registration_finalize (GabEventSource *source)
 {
-  Registration *self = (Registration *) object;
+  Registration *self = (Registration *) source;
 
-  return PyBool_FromLong (self->ids != NULL && self->ids->len > 0);
+  g_clear_object (&self->connection);
+  g_clear_pointer (&self->node, g_dbus_node_info_unref);
+  g_clear_pointer (&self->ids, g_array_unref);
+  g_clear_pointer (&self->path, g_free);
 }
 
-static PyObject *
-registration_get_receiver (PyObject *object,
-                           void     *closure)
-{
-  Registration *self = (Registration *) object;
-
-  return Py_NewRef (self->receiver != NULL ? self->receiver : Py_None);
-}
+static const GabEventSourceClass registration_class = {
+  .stop = registration_cancel,
+  .is_active = registration_is_registered,
+  .finalize = registration_finalize,
+};
 
 static PyObject *
 registration_get_path (PyObject *object,
@@ -1044,43 +1001,8 @@ fail:
   return NULL;
 }
 
-static int
-registration_traverse (PyObject *object,
-                       visitproc visit,
-                       void     *arg)
-{
-  Py_VISIT (((Registration *) object)->receiver);
-  return 0;
-}
-
-static int
-registration_clear (PyObject *object)
-{
-  Registration *self = (Registration *) object;
-
-  registration_cancel (self);
-  Py_CLEAR (self->receiver);
-  return 0;
-}
-
-static void
-registration_dealloc (PyObject *object)
-{
-  Registration *self = (Registration *) object;
-
-  PyObject_GC_UnTrack (object);
-  registration_cancel (self);
-  Py_CLEAR (self->receiver);
-  g_clear_object (&self->channel);
-  g_clear_object (&self->connection);
-  g_clear_pointer (&self->node, g_dbus_node_info_unref);
-  g_clear_pointer (&self->ids, g_array_unref);
-  g_free (self->path);
-  Py_TYPE (object)->tp_free (object);
-}
-
 static PyMethodDef registration_methods[] = {
-  { "unregister", registration_unregister, METH_NOARGS,
+  { "unregister", gab_event_source_stop_py, METH_NOARGS,
     "unregister()\n--\n\nUnexport the object now; idempotent." },
   { "_emit_signal", (PyCFunction) (void (*) (void)) registration_emit_signal,
     METH_FASTCALL, NULL },
@@ -1090,8 +1012,8 @@ static PyMethodDef registration_methods[] = {
 };
 
 static PyGetSetDef registration_getset[] = {
-  { "registered", registration_get_registered, NULL, "Whether the object is exported.", NULL },
-  { "receiver", registration_get_receiver, NULL, "The EventReceiver of the calls.", NULL },
+  { "registered", gab_event_source_get_active, NULL, "Whether the object is exported.",
+    NULL },
   { "path", registration_get_path, NULL, "The object path.", NULL },
   { NULL }
 };
@@ -1100,10 +1022,8 @@ static PyTypeObject Registration_Type = {
   PyVarObject_HEAD_INIT (NULL, 0)
   .tp_name = "gasyncbridge._DBusRegistration",
   .tp_basicsize = sizeof (Registration),
-  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-  .tp_dealloc = registration_dealloc,
-  .tp_traverse = registration_traverse,
-  .tp_clear = registration_clear,
+  .tp_base = &gab_event_source_type,
+  .tp_flags = Py_TPFLAGS_DEFAULT,
   .tp_methods = registration_methods,
   .tp_getset = registration_getset,
   .tp_doc = "An object exported on the runtime thread (see gasyncbridge.dbus.export).",
@@ -1183,16 +1103,15 @@ register_finish (GObject       *source,
 
   if (!g_task_propagate_boolean (G_TASK (result), error))
     return NULL;
-  self = PyObject_GC_New (Registration, &Registration_Type);
+  self = gab_event_source_new (&Registration_Type, &registration_class);
   if (self == NULL)
     return NULL;
   self->connection = g_object_ref (call->connection);
   self->node = g_dbus_node_info_ref (call->node);
   self->path = g_strdup (call->path);
   self->ids = g_steal_pointer (&call->ids);
-  self->channel = g_steal_pointer (&call->channel);
-  self->receiver = g_steal_pointer (&call->receiver);
-  PyObject_GC_Track ((PyObject *) self);
+  self->source.channel = g_steal_pointer (&call->channel);
+  self->source.receiver = g_steal_pointer (&call->receiver);
   return (PyObject *) self;
 }
 
@@ -1260,7 +1179,8 @@ gab_module_dbus_register (PyObject        *module,
 int
 gab_module_dbus_init (PyObject *module)
 {
-  if (PyType_Ready (&Subscription_Type) < 0 || PyType_Ready (&MethodCall_Type) < 0
+  if (gab_event_source_init () < 0 || PyType_Ready (&Subscription_Type) < 0
+      || PyType_Ready (&MethodCall_Type) < 0
       || PyType_Ready (&Registration_Type) < 0)
     return -1;
   DBusSignal_Type = PyStructSequence_NewType (&dbus_signal_desc);

@@ -15,6 +15,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gasyncbridge-module.h"
+#include "gasyncbridge-event-source.h"
 
 #include <stddef.h>
 #include <pygobject.h>   /* defines _PyGObject_API, shared with the D-Bus file */
@@ -189,22 +190,24 @@ signal_closure_finalize (gpointer  data,
 
 /* ---- the connection object ----------------------------------------------------- */
 
+/* An event source (gasyncbridge-event-source.h) whose feeders are C
+ * signal handlers. */
 typedef struct
 {
-  PyObject_HEAD
+  GabEventSource   source;
   GObject         *object;     /* strong, until disconnected */
   gulong          *handlers;
   guint            n_handlers;
-  GabEventChannel *channel;
-  PyObject        *receiver;
 } SignalConnection;
 
 static void
-connection_disconnect (SignalConnection *self)
+connection_disconnect (GabEventSource *source)
 {
-  if (self->channel != NULL)
+  SignalConnection *self = (SignalConnection *) source;
+
+  if (source->channel != NULL)
     /* Emissions under way in other threads find it closed. */
-    gab_event_channel_close (self->channel, NULL);
+    gab_event_channel_close (source->channel, NULL);
   if (self->object != NULL)
     {
       for (guint i = 0; i < self->n_handlers; i++)
@@ -217,70 +220,26 @@ connection_disconnect (SignalConnection *self)
   self->n_handlers = 0;
 }
 
-static PyObject *
-connection_disconnect_py (PyObject *object,
-                          PyObject *unused)
+static gboolean
+connection_is_connected (GabEventSource *source)
 {
-  connection_disconnect ((SignalConnection *) object);
-  Py_RETURN_NONE;
+  return ((SignalConnection *) source)->object != NULL;
 }
 
-static PyObject *
-connection_get_connected (PyObject *object,
-                          void     *closure)
-{
-  return PyBool_FromLong (((SignalConnection *) object)->object != NULL);
-}
-
-static PyObject *
-connection_get_receiver (PyObject *object,
-                         void     *closure)
-{
-  SignalConnection *self = (SignalConnection *) object;
-
-  return Py_NewRef (self->receiver != NULL ? self->receiver : Py_None);
-}
-
-static int
-connection_traverse (PyObject *object,
-                     visitproc visit,
-                     void     *arg)
-{
-  Py_VISIT (((SignalConnection *) object)->receiver);
-  return 0;
-}
-
-static int
-connection_clear (PyObject *object)
-{
-  SignalConnection *self = (SignalConnection *) object;
-
-  connection_disconnect (self);
-  Py_CLEAR (self->receiver);
-  return 0;
-}
-
-static void
-connection_dealloc (PyObject *object)
-{
-  SignalConnection *self = (SignalConnection *) object;
-
-  PyObject_GC_UnTrack (object);
-  connection_disconnect (self);
-  Py_CLEAR (self->receiver);
-  g_clear_object (&self->channel);
-  Py_TYPE (object)->tp_free (object);
-}
+static const GabEventSourceClass connection_class = {
+  .stop = connection_disconnect,
+  .is_active = connection_is_connected,
+};
 
 static PyMethodDef connection_methods[] = {
-  { "disconnect", connection_disconnect_py, METH_NOARGS,
+  { "disconnect", gab_event_source_stop_py, METH_NOARGS,
     "disconnect()\n--\n\nDisconnect the handlers now; idempotent." },
   { NULL }
 };
 
 static PyGetSetDef connection_getset[] = {
-  { "connected", connection_get_connected, NULL, "Whether the handlers are connected.", NULL },
-  { "receiver", connection_get_receiver, NULL, "The EventReceiver of the emissions.", NULL },
+  { "connected", gab_event_source_get_active, NULL, "Whether the handlers are connected.",
+    NULL },
   { NULL }
 };
 
@@ -288,10 +247,8 @@ static PyTypeObject SignalConnection_Type = {
   PyVarObject_HEAD_INIT (NULL, 0)
   .tp_name = "gasyncbridge._SignalConnection",
   .tp_basicsize = sizeof (SignalConnection),
-  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-  .tp_dealloc = connection_dealloc,
-  .tp_traverse = connection_traverse,
-  .tp_clear = connection_clear,
+  .tp_base = &gab_event_source_type,
+  .tp_flags = Py_TPFLAGS_DEFAULT,
   .tp_methods = connection_methods,
   .tp_getset = connection_getset,
   .tp_doc = "C signal handlers feeding an EventReceiver (see gasyncbridge.signals).",
@@ -333,6 +290,7 @@ gab_module_connect_signals (PyObject        *module,
                             Py_ssize_t       nargs)
 {
   SignalConnection *self;
+  GabEventChannel *channel;
   GObject *object;
   PyObject *names, *callback;
   Py_ssize_t n, maxsize;
@@ -383,19 +341,15 @@ gab_module_connect_signals (PyObject        *module,
         interned[i] = g_intern_string (name);
       }
 
-    self = PyObject_GC_New (SignalConnection, &SignalConnection_Type);
+    self = gab_event_source_new (&SignalConnection_Type, &connection_class);
     if (self == NULL)
       return NULL;
-    self->object = NULL;
-    self->handlers = NULL;
-    self->n_handlers = 0;
-    self->receiver = NULL;
-    self->channel = gab_event_channel_new ((guint) maxsize, overflow, signal_event_convert,
-                                           args_only ? GINT_TO_POINTER (1) : NULL,
-                                           signal_event_free);
-    self->receiver = gab_event_channel_to_python (self->channel, callback);
-    PyObject_GC_Track ((PyObject *) self);
-    if (self->receiver == NULL)
+    channel = gab_event_channel_new ((guint) maxsize, overflow, signal_event_convert,
+                                     args_only ? GINT_TO_POINTER (1) : NULL,
+                                     signal_event_free);
+    self->source.channel = channel;
+    self->source.receiver = gab_event_channel_to_python (channel, callback);
+    if (self->source.receiver == NULL)
       {
         Py_DECREF (self);
         return NULL;
@@ -410,7 +364,7 @@ gab_module_connect_signals (PyObject        *module,
         SignalClosure *closure;
 
         closure = (SignalClosure *) g_closure_new_simple (sizeof (SignalClosure), NULL);
-        closure->channel = g_object_ref (self->channel);
+        closure->channel = g_object_ref (channel);
         closure->name = interned[i];
         g_closure_set_marshal (&closure->closure, signal_closure_marshal);
         g_closure_add_finalize_notifier (&closure->closure, NULL, signal_closure_finalize);
@@ -479,7 +433,7 @@ static PyMethodDef signals_methods[] = {
 int
 gab_module_signals_init (PyObject *module)
 {
-  if (PyType_Ready (&SignalConnection_Type) < 0)
+  if (gab_event_source_init () < 0 || PyType_Ready (&SignalConnection_Type) < 0)
     return -1;
   SignalEvent_Type = PyStructSequence_NewType (&signal_event_desc);
   if (SignalEvent_Type == NULL
