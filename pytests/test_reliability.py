@@ -467,6 +467,30 @@ def test_fork_storm_after_gio_children_never_hang(kind):
     assert time.monotonic() - t0 < 150
 
 
+SLICE_SCRIPT = """
+import os, sys
+before = os.environ.get("G_SLICE")
+import gasyncbridge
+print(before, os.environ.get("G_SLICE"))
+"""
+
+
+@pytest.mark.parametrize("preset", [None, "debug-blocks"])
+def test_import_makes_glib_slices_fork_safe(preset):
+    """GLib 2.74's slice allocator has global locks that a worker may hold at
+    a fork (seen: a child's new runtime thread waiting in g_slice_alloc for
+    good). Imported before GLib is loaded, gasyncbridge has GLib use malloc
+    for slices; a value the user set stays."""
+    env = child_env()
+    env.pop("G_SLICE", None)
+    if preset is not None:
+        env["G_SLICE"] = preset
+    proc = run_script(SLICE_SCRIPT, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    expected = "None always-malloc" if preset is None else f"{preset} {preset}"
+    assert proc.stdout.strip() == expected, proc.stdout + proc.stderr
+
+
 MULTIPROCESSING_SCRIPT = """
 import asyncio, multiprocessing, sys
 import gasyncbridge
