@@ -9,7 +9,9 @@
  * The consumer runs on an asyncio loop. When it finds the channel empty it
  * awaits a future; a producer that adds an item then pushes one wakeup item
  * to the loop's queue — only one while the consumer has not run yet, so a
- * burst of sends costs one wakeup — and the loop resolves the future.
+ * burst of sends costs one wakeup — and the loop resolves the future. The
+ * consumer's Python type is gab-receiver.c's, told about this channel by
+ * channel_kind.
  *
  * No lock is held while a GTask completes, a cancellable is disconnected,
  * or Python runs.
@@ -17,10 +19,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-streams-private.h"
-#include "gab-loop-queue.h"
-#include "gab-lifecycle.h"
+#include "gab-receiver-private.h"
 #include "gab-task-locals-private.h"
-#include "gab-python-sources.h"
 
 typedef struct
 {
@@ -69,8 +69,6 @@ struct _GabChannel
  * Returns: the type
  */
 G_DEFINE_FINAL_TYPE (GabChannel, gab_channel, G_TYPE_OBJECT)
-
-static PyObject *channel_next;   /* GIL */
 
 /* ---- senders ---------------------------------------------------------- */
 
@@ -355,28 +353,29 @@ gab_channel_close (GabChannel   *self,
 
 /* ---- the Python consumer ---------------------------------------------- */
 
-typedef struct
+static GabLoopQueue *
+receiver_queue (gpointer channel)
 {
-  PyObject_HEAD
-  GabChannel *channel;
-  gboolean    error_raised;
-} Receiver;
+  return ((GabChannel *) channel)->queue;
+}
 
-static PyTypeObject Receiver_Type;
-
-/* _take(): (item,) or None if empty; StopAsyncIteration or the close
- * error at the end. */
-static PyObject *
-receiver_take (PyObject *object,
-               PyObject *unused)
+static PyObject **
+receiver_waiter (gpointer channel)
 {
-  Receiver *receiver = (Receiver *) object;
-  GabChannel *self = receiver->channel;
+  return &((GabChannel *) channel)->waiter;
+}
+
+/* Loop thread: the oldest item, making room for the oldest waiting
+ * sender, whose completion runs here, unlocked. */
+static GabReceiverTake
+receiver_take (gpointer   channel,
+               PyObject **value,
+               GError   **error)
+{
+  GabChannel *self = channel;
   GVariant *item;
   Send *moved = NULL;
-  GError *error = NULL;
   gboolean closed;
-  PyObject *value;
 
   g_mutex_lock (&self->lock);
   item = g_queue_pop_head (&self->items);
@@ -388,72 +387,37 @@ receiver_take (PyObject *object,
       g_queue_push_tail (&self->items, g_steal_pointer (&moved->item));
     }
   closed = self->closed;
-  if (item == NULL && closed && self->close_error != NULL && !receiver->error_raised)
-    {
-      error = g_error_copy (self->close_error);
-      receiver->error_raised = TRUE;
-    }
+  if (item == NULL && closed && self->close_error != NULL)
+    *error = g_error_copy (self->close_error);
   g_mutex_unlock (&self->lock);
 
   if (moved != NULL)
     send_complete (moved, NULL);
-  if (item != NULL)
-    {
-      PyObject *converted = gab_variant_to_python (item);
-
-      g_variant_unref (item);
-      if (converted == NULL)
-        return NULL;
-      value = PyTuple_Pack (1, converted);
-      Py_DECREF (converted);
-      return value;
-    }
-  if (error != NULL)
-    {
-      gab_error_to_python (error);
-      g_error_free (error);
-      return NULL;
-    }
-  if (closed)
-    {
-      PyErr_SetNone (PyExc_StopAsyncIteration);
-      return NULL;
-    }
-  Py_RETURN_NONE;
+  if (item == NULL)
+    return closed ? GAB_RECEIVER_END : GAB_RECEIVER_EMPTY;
+  *value = gab_variant_to_python (item);
+  g_variant_unref (item);
+  return GAB_RECEIVER_ITEM;
 }
 
-/* _wait(): a future done when there may be an item, or the end. */
-static PyObject *
-receiver_wait (PyObject *object,
-               PyObject *unused)
+static gboolean
+receiver_ready (gpointer channel)
 {
-  GabChannel *self = ((Receiver *) object)->channel;
-  PyObject *future;
+  GabChannel *self = channel;
   gboolean ready;
 
-  future = gab_loop_queue_new_future (self->queue, "gasyncbridge: a channel is consumed "
-                                      "on the event loop it was made for");
-  if (future == NULL)
-    return NULL;
-  Py_XSETREF (self->waiter, Py_NewRef (future));
   g_mutex_lock (&self->lock);
   ready = self->items.length > 0 || self->closed;
   self->waiting = !ready;
   g_mutex_unlock (&self->lock);
-  if (ready)
-    {
-      Py_CLEAR (self->waiter);
-      if (!gab_py_future_set_none (future))
-        Py_CLEAR (future);
-    }
-  return future;
+  return ready;
 }
 
 /* The consumer stops: senders fail from now on. */
 static void
-receiver_stop (Receiver *receiver)
+receiver_stop (gpointer channel)
 {
-  GabChannel *self = receiver->channel;
+  GabChannel *self = channel;
   GList *senders;
 
   g_mutex_lock (&self->lock);
@@ -476,30 +440,9 @@ receiver_stop (Receiver *receiver)
 }
 
 static PyObject *
-receiver_aclose (PyObject *object,
-                 PyObject *unused)
+receiver_repr (gpointer channel)
 {
-  receiver_stop ((Receiver *) object);
-  /* An awaitable, as async iterators' aclose() are. */
-  return gab_py_done_future ();
-}
-
-static PyObject *
-receiver_aiter (PyObject *object)
-{
-  return Py_NewRef (object);
-}
-
-static PyObject *
-receiver_anext (PyObject *object)
-{
-  return PyObject_CallOneArg (channel_next, object);
-}
-
-static PyObject *
-receiver_repr (PyObject *object)
-{
-  GabChannel *self = ((Receiver *) object)->channel;
+  GabChannel *self = channel;
   guint n;
   gboolean closed;
 
@@ -511,62 +454,32 @@ receiver_repr (PyObject *object)
                                closed ? " closed" : "");
 }
 
-static void
-receiver_dealloc (PyObject *object)
-{
-  Receiver *receiver = (Receiver *) object;
-
-  receiver_stop (receiver);
-  Py_CLEAR (receiver->channel->waiter);
-  g_object_unref (receiver->channel);
-  Py_TYPE (object)->tp_free (object);
-}
-
 static PyMethodDef receiver_methods[] = {
-  { "_take", receiver_take, METH_NOARGS, NULL },
-  { "_wait", receiver_wait, METH_NOARGS, NULL },
-  { "aclose", receiver_aclose, METH_NOARGS,
+  { "_take", gab_receiver_take, METH_NOARGS, NULL },
+  { "_wait", gab_receiver_wait, METH_NOARGS, NULL },
+  { "aclose", gab_receiver_aclose, METH_NOARGS,
     "aclose()\n--\n\nStop consuming: senders fail with G_IO_ERROR_BROKEN_PIPE from now on." },
   { NULL }
 };
 
-static PyAsyncMethods receiver_async = {
-  .am_aiter = receiver_aiter,
-  .am_anext = receiver_anext,
-};
-
+/* The name, doc and methods; gab_receiver_start() fills in the rest. */
 static PyTypeObject Receiver_Type = {
   PyVarObject_HEAD_INIT (NULL, 0)
   .tp_name = "gasyncbridge.Channel",
-  .tp_basicsize = sizeof (Receiver),
-  .tp_flags = Py_TPFLAGS_DEFAULT,
-  .tp_dealloc = receiver_dealloc,
-  .tp_repr = receiver_repr,
-  .tp_as_async = &receiver_async,
   .tp_methods = receiver_methods,
   .tp_doc = "The Python end of a GabChannel: iterate with `async for`.",
 };
 
-static gboolean
-channel_start (void)
-{
-  PyObject *globals;
-
-  if (channel_next != NULL)
-    return TRUE;
-  if (PyType_Ready (&Receiver_Type) < 0)
-    return FALSE;
-  globals = gab_py_run_file (&gab_py_source_receiver, "gasyncbridge._receiver", NULL);
-  if (globals == NULL)
-    return FALSE;
-  channel_next = Py_XNewRef (PyDict_GetItemString (globals, "receive"));
-  Py_DECREF (globals);
-  return channel_next != NULL;
-}
-
-static GabSubsystem channel_subsystem = {
-  .name = "channel",
-  .start = channel_start,
+static const GabReceiverKind channel_kind = {
+  .type = &Receiver_Type,
+  .wrong_loop = "gasyncbridge: a channel is consumed on the event loop it was made for",
+  .sliced = FALSE,
+  .queue = receiver_queue,
+  .waiter = receiver_waiter,
+  .take = receiver_take,
+  .ready = receiver_ready,
+  .stop = receiver_stop,
+  .repr = receiver_repr,
 };
 
 /**
@@ -593,12 +506,12 @@ gab_channel_to_python (GabChannel *self)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GabTaskLocals) locals = NULL;
-  Receiver *receiver;
+  PyObject *receiver;
 
   g_return_val_if_fail (GAB_IS_CHANNEL (self), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!gab_lifecycle_start (&channel_subsystem))
+  if (!gab_receiver_start (&channel_kind))
     return NULL;
   if (self->has_consumer)
     return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: this channel already has "
@@ -609,16 +522,14 @@ gab_channel_to_python (GabChannel *self)
       PyErr_SetString (PyExc_RuntimeError, error->message);
       return NULL;
     }
-  receiver = PyObject_New (Receiver, &Receiver_Type);
+  receiver = gab_receiver_new (&channel_kind, self);
   if (receiver == NULL)
     return NULL;
-  receiver->channel = g_object_ref (self);
-  receiver->error_raised = FALSE;
   self->has_consumer = TRUE;
   g_mutex_lock (&self->lock);
   self->queue = gab_loop_queue_ref (locals->queue);
   g_mutex_unlock (&self->lock);
-  return (PyObject *) receiver;
+  return receiver;
 }
 
 /* ---- the type --------------------------------------------------------- */

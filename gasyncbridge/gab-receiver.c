@@ -1,0 +1,401 @@
+/* gab-receiver.c: the Python end of a channel (GabChannel, GabEventChannel):
+ * one receiver machinery, parameterised by a GabReceiverKind per channel.
+ *
+ * The consumer takes an item with `_take()` and, when there is none yet,
+ * awaits the future of `_wait()`, which the channel's wakeup resolves on
+ * the loop thread; python/_receiver.py is the coroutine that loops over
+ * the two. A sliced receiver hands out an item that is there already as a
+ * ready awaitable (no coroutine, no future), and every GAB_EVENT_SLICE_*
+ * goes through the coroutine with a pause, so that the loop runs other work.
+ *
+ * Everything here runs with the GIL; the channel's lock is taken only in
+ * the kind's hooks, and never held while Python runs.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <string.h>
+
+#include <gasyncbridge/gasyncbridge.h>
+#include "gab-receiver-private.h"
+#include "gab-lifecycle.h"
+#include "gab-python-sources.h"
+
+typedef struct
+{
+  PyObject_HEAD
+  const GabReceiverKind *kind;
+  gpointer               channel;       /* a reference */
+  gboolean               error_raised;  /* the close error went to Python */
+  guint                  slice_count;   /* items handed out in this slice */
+  gint64                 slice_start;
+} GabReceiver;
+
+/* An awaitable that is ready at once with a value: what a sliced
+ * receiver's __anext__ returns when an item is there, so that `async for`
+ * takes it without a coroutine or a future. */
+typedef struct
+{
+  PyObject_HEAD
+  PyObject *value;
+} Ready;
+
+static PyTypeObject Ready_Type;
+static PyObject *receiver_receive;   /* GIL: _receiver.receive */
+
+/* ---- the ready awaitable ---------------------------------------------- */
+
+static PyObject *
+ready_new (PyObject *value)   /* takes @value */
+{
+  Ready *ready = PyObject_New (Ready, &Ready_Type);
+
+  if (ready == NULL)
+    {
+      Py_DECREF (value);
+      return NULL;
+    }
+  ready->value = value;
+  return (PyObject *) ready;
+}
+
+static void
+ready_dealloc (PyObject *object)
+{
+  Py_XDECREF (((Ready *) object)->value);
+  PyObject_Free (object);
+}
+
+static PyObject *
+ready_await (PyObject *object)
+{
+  return Py_NewRef (object);
+}
+
+static PyObject *
+ready_iternext (PyObject *object)
+{
+  Ready *ready = (Ready *) object;
+  PyObject *value = g_steal_pointer (&ready->value), *stop;
+
+  if (value == NULL)
+    return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: an event was awaited twice");
+  /* StopIteration(value), built so that a tuple stays one value. */
+  stop = PyObject_CallOneArg (PyExc_StopIteration, value);
+  Py_DECREF (value);
+  if (stop != NULL)
+    {
+      PyErr_SetObject (PyExc_StopIteration, stop);
+      Py_DECREF (stop);
+    }
+  return NULL;
+}
+
+#if PY_VERSION_HEX >= 0x030A0000
+static PySendResult
+ready_send (PyObject  *object,
+            PyObject  *arg,
+            PyObject **result)
+{
+  Ready *ready = (Ready *) object;
+
+  if (ready->value == NULL)
+    {
+      PyErr_SetString (PyExc_RuntimeError, "gasyncbridge: an event was awaited twice");
+      *result = NULL;
+      return PYGEN_ERROR;
+    }
+  *result = g_steal_pointer (&ready->value);
+  return PYGEN_RETURN;
+}
+#endif
+
+static PyAsyncMethods ready_async = {
+  .am_await = ready_await,
+#if PY_VERSION_HEX >= 0x030A0000
+  .am_send = ready_send,
+#endif
+};
+
+static PyTypeObject Ready_Type = {
+  PyVarObject_HEAD_INIT (NULL, 0)
+  .tp_name = "gasyncbridge._ReadyEvent",
+  .tp_basicsize = sizeof (Ready),
+  .tp_flags = Py_TPFLAGS_DEFAULT,
+  .tp_dealloc = ready_dealloc,
+  .tp_as_async = &ready_async,
+  .tp_iter = PyObject_SelfIter,
+  .tp_iternext = ready_iternext,
+  .tp_doc = "An event that is there already (what EventReceiver.__anext__ returns).",
+};
+
+/* ---- taking and waiting ----------------------------------------------- */
+
+/* Loop thread. The next item converted; or NULL with *@empty set (no
+ * exception) when there is none yet; or NULL with an exception
+ * (StopAsyncIteration at the end, the close error once, a conversion
+ * error). */
+static PyObject *
+receiver_take_one (GabReceiver *receiver,
+                   gboolean    *empty)
+{
+  PyObject *item = NULL;
+  GError *error = NULL;
+
+  *empty = FALSE;
+  switch (receiver->kind->take (receiver->channel, &item, &error))
+    {
+    case GAB_RECEIVER_ITEM:
+      return item;
+    case GAB_RECEIVER_EMPTY:
+      *empty = TRUE;
+      return NULL;
+    case GAB_RECEIVER_END:
+    default:
+      break;
+    }
+  /* The close error is raised once; after it, a plain end. */
+  if (error != NULL && !receiver->error_raised)
+    {
+      receiver->error_raised = TRUE;
+      gab_error_to_python (error);
+    }
+  else
+    PyErr_SetNone (PyExc_StopAsyncIteration);
+  g_clear_error (&error);
+  return NULL;
+}
+
+/* _take(): (item,) or None if empty; StopAsyncIteration or the close
+ * error at the end. */
+PyObject *
+gab_receiver_take (PyObject *object,
+                   PyObject *unused)
+{
+  gboolean empty;
+  PyObject *value = receiver_take_one ((GabReceiver *) object, &empty), *tuple;
+
+  if (value == NULL)
+    {
+      if (empty)
+        Py_RETURN_NONE;
+      return NULL;
+    }
+  tuple = PyTuple_Pack (1, value);
+  Py_DECREF (value);
+  return tuple;
+}
+
+/* _wait(): a future done when there may be an item, or the end. */
+PyObject *
+gab_receiver_wait (PyObject *object,
+                   PyObject *unused)
+{
+  GabReceiver *receiver = (GabReceiver *) object;
+  const GabReceiverKind *kind = receiver->kind;
+  PyObject **waiter = kind->waiter (receiver->channel);
+  PyObject *future;
+
+  future = gab_loop_queue_new_future (kind->queue (receiver->channel), kind->wrong_loop);
+  if (future == NULL)
+    return NULL;
+  /* The waiter is set before the channel may push a wakeup; that wakeup
+   * runs on this thread, so it finds the waiter there. */
+  Py_XSETREF (*waiter, Py_NewRef (future));
+  receiver->slice_count = 0;
+  if (kind->ready (receiver->channel))
+    {
+      Py_CLEAR (*waiter);
+      if (!gab_py_future_set_none (future))
+        Py_CLEAR (future);
+    }
+  return future;
+}
+
+PyObject *
+gab_receiver_close (PyObject *object,
+                    PyObject *unused)
+{
+  GabReceiver *receiver = (GabReceiver *) object;
+
+  receiver->kind->stop (receiver->channel);
+  Py_RETURN_NONE;
+}
+
+PyObject *
+gab_receiver_aclose (PyObject *object,
+                     PyObject *unused)
+{
+  GabReceiver *receiver = (GabReceiver *) object;
+
+  receiver->kind->stop (receiver->channel);
+  /* An awaitable, as async iterators' aclose() are. */
+  return gab_py_done_future ();
+}
+
+/* ---- the type --------------------------------------------------------- */
+
+static PyObject *
+receiver_get_callback (GabReceiver *receiver)
+{
+  return receiver->kind->callback != NULL ? receiver->kind->callback (receiver->channel) : NULL;
+}
+
+static PyObject *
+receiver_aiter (PyObject *object)
+{
+  if (receiver_get_callback ((GabReceiver *) object) != NULL)
+    /* The short name: "EventReceiver" of "gasyncbridge.EventReceiver". */
+    return PyErr_Format (PyExc_TypeError, "gasyncbridge: this %s delivers to a callback; "
+                         "it cannot be iterated", strrchr (Py_TYPE (object)->tp_name, '.') + 1);
+  return Py_NewRef (object);
+}
+
+static PyObject *
+receiver_anext (PyObject *object)
+{
+  GabReceiver *receiver = (GabReceiver *) object;
+  gboolean empty, pause = FALSE;
+  PyObject *value;
+
+  if (receiver_get_callback (receiver) != NULL)
+    return receiver_aiter (object);
+  if (!receiver->kind->sliced)
+    return PyObject_CallOneArg (receiver_receive, object);
+  /* The slice: after enough items in a row, the next one comes through a
+   * coroutine that lets the loop run first. */
+  if (receiver->slice_count == 0)
+    receiver->slice_start = g_get_monotonic_time ();
+  if (++receiver->slice_count > GAB_EVENT_SLICE_EVENTS
+      || ((receiver->slice_count & 15) == 0
+          && g_get_monotonic_time () - receiver->slice_start >= GAB_EVENT_SLICE_USEC))
+    {
+      receiver->slice_count = 0;
+      pause = TRUE;
+    }
+  if (!pause)
+    {
+      value = receiver_take_one (receiver, &empty);
+      if (value != NULL)
+        return ready_new (value);
+      if (!empty)
+        return NULL;
+    }
+  return PyObject_CallFunctionObjArgs (receiver_receive, object,
+                                       pause ? Py_True : Py_False, NULL);
+}
+
+static PyObject *
+receiver_repr (PyObject *object)
+{
+  GabReceiver *receiver = (GabReceiver *) object;
+
+  return receiver->kind->repr (receiver->channel);
+}
+
+static int
+receiver_traverse (PyObject *object,
+                   visitproc visit,
+                   void     *arg)
+{
+  GabReceiver *receiver = (GabReceiver *) object;
+
+  Py_VISIT (receiver_get_callback (receiver));
+  Py_VISIT (*receiver->kind->waiter (receiver->channel));
+  return 0;
+}
+
+/* Stopping drops the callback; the waiter goes here too, as a future
+ * awaited by a task that holds the receiver is a cycle. */
+static int
+receiver_clear (PyObject *object)
+{
+  GabReceiver *receiver = (GabReceiver *) object;
+
+  receiver->kind->stop (receiver->channel);
+  Py_CLEAR (*receiver->kind->waiter (receiver->channel));
+  return 0;
+}
+
+static void
+receiver_dealloc (PyObject *object)
+{
+  GabReceiver *receiver = (GabReceiver *) object;
+
+  PyObject_GC_UnTrack (object);
+  receiver_clear (object);
+  g_object_unref (receiver->channel);
+  Py_TYPE (object)->tp_free (object);
+}
+
+static PyAsyncMethods receiver_async = {
+  .am_aiter = receiver_aiter,
+  .am_anext = receiver_anext,
+};
+
+/* ---- the unit --------------------------------------------------------- */
+
+static gboolean
+receiver_start (void)
+{
+  PyObject *globals;
+
+  if (receiver_receive != NULL)
+    return TRUE;
+  if (PyType_Ready (&Ready_Type) < 0)
+    return FALSE;
+  globals = gab_py_run_file (&gab_py_source_receiver, "gasyncbridge._receiver", NULL);
+  if (globals == NULL)
+    return FALSE;
+  receiver_receive = Py_XNewRef (PyDict_GetItemString (globals, "receive"));
+  Py_DECREF (globals);
+  return receiver_receive != NULL;
+}
+
+static GabSubsystem receiver_subsystem = {
+  .name = "receiver",
+  .start = receiver_start,
+};
+
+gboolean
+gab_receiver_start (const GabReceiverKind *kind)
+{
+  PyTypeObject *type = kind->type;
+
+  if (!gab_lifecycle_start (&receiver_subsystem))
+    return FALSE;
+  if (type->tp_flags & Py_TPFLAGS_READY)
+    return TRUE;
+  /* The slots every kind shares; name, doc, methods, getters are its own. */
+  type->tp_basicsize = sizeof (GabReceiver);
+  type->tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
+  type->tp_dealloc = receiver_dealloc;
+  type->tp_traverse = receiver_traverse;
+  type->tp_clear = receiver_clear;
+  type->tp_repr = receiver_repr;
+  type->tp_as_async = &receiver_async;
+  return PyType_Ready (type) == 0;
+}
+
+PyObject *
+gab_receiver_new (const GabReceiverKind *kind,
+                  gpointer               channel)
+{
+  GabReceiver *receiver;
+
+  receiver = PyObject_GC_New (GabReceiver, kind->type);
+  if (receiver == NULL)
+    return NULL;
+  receiver->kind = kind;
+  receiver->channel = g_object_ref (channel);
+  receiver->error_raised = FALSE;
+  receiver->slice_count = 0;
+  receiver->slice_start = 0;
+  PyObject_GC_Track ((PyObject *) receiver);
+  return (PyObject *) receiver;
+}
+
+gpointer
+gab_receiver_get_channel (PyObject *receiver)
+{
+  return ((GabReceiver *) receiver)->channel;
+}
