@@ -20,7 +20,6 @@
  */
 #include "gab-streams-private.h"
 #include "gab-receiver-private.h"
-#include "gab-task-locals-private.h"
 
 typedef struct
 {
@@ -45,10 +44,8 @@ struct _GabChannel
   gboolean      waiting;        /* lock: the consumer awaits `waiter` */
   gboolean      wake_pushed;    /* lock: a wakeup is on its way */
 
-  GabLoopQueue *queue;          /* the consumer's loop, once it exists */
+  GabReceiverLink consumer;     /* its loop (lock to set), the future it awaits */
   GabLoopItem   wake_item;
-  PyObject     *waiter;         /* GIL: the future the consumer awaits */
-  gboolean      has_consumer;   /* GIL */
 };
 
 /**
@@ -151,7 +148,7 @@ wake_item_run (GabLoopItem *item,
   self->wake_pushed = FALSE;
   self->waiting = FALSE;
   g_mutex_unlock (&self->lock);
-  gab_py_waiter_wake (g_steal_pointer (&self->waiter), alive);
+  gab_py_waiter_wake (g_steal_pointer (&self->consumer.waiter), alive);
   g_object_unref (self);
 }
 
@@ -159,7 +156,7 @@ wake_item_run (GabLoopItem *item,
 static gboolean
 wake_needed (GabChannel *self)
 {
-  if (!self->waiting || self->wake_pushed || self->queue == NULL)
+  if (!self->waiting || self->wake_pushed || self->consumer.queue == NULL)
     return FALSE;
   self->wake_pushed = TRUE;
   return TRUE;
@@ -169,7 +166,7 @@ static void
 wake_push (GabChannel *self)
 {
   self->wake_item.run = wake_item_run;
-  gab_loop_queue_push (self->queue, &g_object_ref (self)->wake_item);
+  gab_loop_queue_push (self->consumer.queue, &g_object_ref (self)->wake_item);
 }
 
 /* ---- sending ---------------------------------------------------------- */
@@ -353,18 +350,6 @@ gab_channel_close (GabChannel   *self,
 
 /* ---- the Python consumer ---------------------------------------------- */
 
-static GabLoopQueue *
-receiver_queue (gpointer channel)
-{
-  return ((GabChannel *) channel)->queue;
-}
-
-static PyObject **
-receiver_waiter (gpointer channel)
-{
-  return &((GabChannel *) channel)->waiter;
-}
-
 /* Loop thread: the oldest item, making room for the oldest waiting
  * sender, whose completion runs here, unlocked. */
 static GabReceiverTake
@@ -472,10 +457,11 @@ static PyTypeObject Receiver_Type = {
 
 static const GabReceiverKind channel_kind = {
   .type = &Receiver_Type,
+  .what = "channel",
   .wrong_loop = "gasyncbridge: a channel is consumed on the event loop it was made for",
   .sliced = FALSE,
-  .queue = receiver_queue,
-  .waiter = receiver_waiter,
+  .link_offset = G_STRUCT_OFFSET (GabChannel, consumer),
+  .lock_offset = G_STRUCT_OFFSET (GabChannel, lock),
   .take = receiver_take,
   .ready = receiver_ready,
   .stop = receiver_stop,
@@ -504,32 +490,10 @@ static const GabReceiverKind channel_kind = {
 PyObject *
 gab_channel_to_python (GabChannel *self)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GabTaskLocals) locals = NULL;
-  PyObject *receiver;
-
   g_return_val_if_fail (GAB_IS_CHANNEL (self), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!gab_receiver_start (&channel_kind))
-    return NULL;
-  if (self->has_consumer)
-    return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: this channel already has "
-                         "its Python consumer");
-  locals = gab_task_locals_resolve (&error);
-  if (locals == NULL)
-    {
-      PyErr_SetString (PyExc_RuntimeError, error->message);
-      return NULL;
-    }
-  receiver = gab_receiver_new (&channel_kind, self);
-  if (receiver == NULL)
-    return NULL;
-  self->has_consumer = TRUE;
-  g_mutex_lock (&self->lock);
-  self->queue = gab_loop_queue_ref (locals->queue);
-  g_mutex_unlock (&self->lock);
-  return receiver;
+  return gab_receiver_new (&channel_kind, self, NULL);
 }
 
 /* ---- the type --------------------------------------------------------- */
@@ -542,8 +506,7 @@ gab_channel_finalize (GObject *object)
   /* Senders hold references: none can be waiting here. */
   g_queue_clear_full (&self->items, (GDestroyNotify) g_variant_unref);
   g_clear_error (&self->close_error);
-  g_clear_pointer (&self->queue, gab_loop_queue_unref);
-  gab_py_decref (self->waiter);
+  gab_receiver_link_clear (&self->consumer);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (gab_channel_parent_class)->finalize (object);
 }

@@ -21,7 +21,6 @@
  */
 #include <gasyncbridge/gasyncbridge.h>
 #include "gab-receiver-private.h"
-#include "gab-task-locals-private.h"
 
 struct _GabEventChannel
 {
@@ -45,12 +44,10 @@ struct _GabEventChannel
   guint64       dropped;        /* lock */
   gint          open;           /* atomic: !closed && !consumer_gone */
 
-  GabLoopQueue *queue;          /* lock to set; the consumer's loop */
+  GabReceiverLink consumer;     /* its loop (lock to set), the future the
+                                 * iterator awaits, or the callback */
   GabLoopItem   wake_item;
   GabLoopWatch  watch;          /* GIL: hears the loop close */
-  PyObject     *waiter;         /* GIL: the future the iterator awaits */
-  PyObject     *callback;       /* GIL: the callback consumer, or NULL */
-  gboolean      has_consumer;   /* GIL */
 };
 
 /**
@@ -156,7 +153,7 @@ static void wake_item_run (GabLoopItem *item,
 static gboolean
 wake_needed (GabEventChannel *self)
 {
-  if (!self->waiting || self->wake_pushed || self->queue == NULL || self->consumer_gone)
+  if (!self->waiting || self->wake_pushed || self->consumer.queue == NULL || self->consumer_gone)
     return FALSE;
   self->wake_pushed = TRUE;
   return TRUE;
@@ -166,7 +163,7 @@ static void
 wake_push (GabEventChannel *self)
 {
   self->wake_item.run = wake_item_run;
-  gab_loop_queue_push (self->queue, &g_object_ref (self)->wake_item);
+  gab_loop_queue_push (self->consumer.queue, &g_object_ref (self)->wake_item);
 }
 
 /* GIL, loop thread: hand an exception of the callback to the loop. */
@@ -177,15 +174,15 @@ report_callback_error (GabEventChannel *self)
 
   /* Normalized, with its traceback (the 3.12 API, gab-python-compat.h). */
   value = PyErr_GetRaisedException ();
-  loop = gab_loop_queue_get_loop (self->queue);
+  loop = gab_loop_queue_get_loop (self->consumer.queue);
   context = Py_BuildValue ("{s:s,s:O,s:O}",
                            "message", "gasyncbridge: an event callback raised",
                            "exception", value != NULL ? value : Py_None,
-                           "callback", self->callback != NULL ? self->callback : Py_None);
+                           "callback", self->consumer.callback != NULL ? self->consumer.callback : Py_None);
   if (loop != NULL && context != NULL)
     ret = PyObject_CallMethod (loop, "call_exception_handler", "O", context);
   if (ret == NULL)
-    PyErr_WriteUnraisable (self->callback != NULL ? self->callback : Py_None);
+    PyErr_WriteUnraisable (self->consumer.callback != NULL ? self->consumer.callback : Py_None);
   Py_XDECREF (ret);
   Py_XDECREF (context);
   Py_XDECREF (value);
@@ -205,7 +202,7 @@ run_callback_slice (GabEventChannel *self)
       PyObject *callback, *object, *ret;
 
       g_mutex_lock (&self->lock);
-      if (self->consumer_gone || self->callback == NULL)
+      if (self->consumer_gone || self->consumer.callback == NULL)
         {
           self->wake_pushed = FALSE;
           g_mutex_unlock (&self->lock);
@@ -241,7 +238,7 @@ run_callback_slice (GabEventChannel *self)
           report_callback_error (self);
           continue;
         }
-      callback = Py_NewRef (self->callback);
+      callback = Py_NewRef (self->consumer.callback);
       ret = PyObject_CallOneArg (callback, object);
       Py_DECREF (callback);
       Py_DECREF (object);
@@ -267,7 +264,7 @@ wake_item_run (GabLoopItem *item,
       self->wake_pushed = FALSE;
       g_mutex_unlock (&self->lock);
     }
-  else if (self->callback != NULL)
+  else if (self->consumer.callback != NULL)
     run_callback_slice (self);
   else
     {
@@ -275,7 +272,7 @@ wake_item_run (GabLoopItem *item,
       self->wake_pushed = FALSE;
       self->waiting = FALSE;
       g_mutex_unlock (&self->lock);
-      gab_py_waiter_wake (g_steal_pointer (&self->waiter), TRUE);
+      gab_py_waiter_wake (g_steal_pointer (&self->consumer.waiter), TRUE);
     }
   g_object_unref (self);
 }
@@ -449,24 +446,6 @@ gab_event_channel_get_capacity (GabEventChannel *self)
 
 /* ---- the Python consumer ---------------------------------------------- */
 
-static GabLoopQueue *
-receiver_queue (gpointer channel)
-{
-  return ((GabEventChannel *) channel)->queue;
-}
-
-static PyObject **
-receiver_waiter (gpointer channel)
-{
-  return &((GabEventChannel *) channel)->waiter;
-}
-
-static PyObject *
-receiver_callback (gpointer channel)
-{
-  return ((GabEventChannel *) channel)->callback;
-}
-
 /* Loop thread: the oldest event, converted and freed unlocked. */
 static GabReceiverTake
 receiver_take (gpointer   channel,
@@ -519,8 +498,8 @@ channel_consumer_stop (gpointer channel)
   g_mutex_unlock (&self->lock);
   free_events (self, events);
   gab_loop_watch_remove (&self->watch);
-  Py_CLEAR (self->waiter);
-  Py_CLEAR (self->callback);
+  Py_CLEAR (self->consumer.waiter);
+  Py_CLEAR (self->consumer.callback);
 }
 
 static void
@@ -621,15 +600,15 @@ static PyTypeObject Receiver_Type = {
 
 static const GabReceiverKind event_kind = {
   .type = &Receiver_Type,
+  .what = "event channel",
   .wrong_loop = "gasyncbridge: events are consumed on the event loop they were made for",
   .sliced = TRUE,
-  .queue = receiver_queue,
-  .waiter = receiver_waiter,
+  .link_offset = G_STRUCT_OFFSET (GabEventChannel, consumer),
+  .lock_offset = G_STRUCT_OFFSET (GabEventChannel, lock),
   .take = receiver_take,
   .ready = receiver_ready,
   .stop = channel_consumer_stop,
   .repr = receiver_repr,
-  .callback = receiver_callback,
 };
 
 /**
@@ -662,42 +641,23 @@ PyObject *
 gab_event_channel_to_python (GabEventChannel *self,
                              PyObject        *callback)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GabTaskLocals) locals = NULL;
   PyObject *receiver;
   gboolean wake;
 
   g_return_val_if_fail (GAB_IS_EVENT_CHANNEL (self), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!gab_receiver_start (&event_kind))
-    return NULL;
-  if (self->has_consumer)
-    return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: this event channel already "
-                         "has its Python consumer");
-  if (callback != NULL && !PyCallable_Check (callback))
-    return PyErr_Format (PyExc_TypeError, "gasyncbridge: the callback must be callable, "
-                         "not %s", Py_TYPE (callback)->tp_name);
-  locals = gab_task_locals_resolve (&error);
-  if (locals == NULL)
-    {
-      PyErr_SetString (PyExc_RuntimeError, error->message);
-      return NULL;
-    }
-  receiver = gab_receiver_new (&event_kind, self);
+  receiver = gab_receiver_new (&event_kind, self, callback);
   if (receiver == NULL)
     return NULL;
-  self->has_consumer = TRUE;
-  self->callback = callback != NULL ? Py_NewRef (callback) : NULL;
   g_mutex_lock (&self->lock);
-  self->queue = gab_loop_queue_ref (locals->queue);
   /* A callback consumer always wants a wakeup; an iterator asks for one
    * when it finds the channel empty. */
   self->waiting = callback != NULL;
   wake = self->length > 0 && wake_needed (self);
   g_mutex_unlock (&self->lock);
   self->watch.kind = &event_watch_kind;
-  gab_loop_queue_watch (self->queue, &self->watch);
+  gab_loop_queue_watch (self->consumer.queue, &self->watch);
   if (wake)
     wake_push (self);
   return receiver;
@@ -716,9 +676,7 @@ gab_event_channel_finalize (GObject *object)
     free_event (self, event);
   g_free (self->ring);
   g_clear_error (&self->close_error);
-  g_clear_pointer (&self->queue, gab_loop_queue_unref);
-  gab_py_decref (self->waiter);
-  gab_py_decref (self->callback);
+  gab_receiver_link_clear (&self->consumer);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (gab_event_channel_parent_class)->finalize (object);
 }

@@ -30,26 +30,37 @@ typedef enum
   GAB_RECEIVER_END,     /* no more: closed, or the consumer stopped */
 } GabReceiverTake;
 
+/* What a channel keeps for its Python end, in its instance struct. */
+typedef struct
+{
+  GabLoopQueue *queue;         /* the consumer's loop: set under the channel's lock */
+  PyObject     *waiter;        /* GIL: the future `_wait()` returned, for the wakeup */
+  PyObject     *callback;      /* GIL: the callback consumer, or NULL */
+  gboolean      taken;         /* GIL: the one receiver has been made */
+} GabReceiverLink;
+
 typedef struct
 {
   /* The Python type of the kind: its name, doc, methods and getters are
-   * the kind's; gab_receiver_start() fills in the rest and readies it. */
+   * the kind's; the core fills in the rest and readies it. */
   PyTypeObject *type;
+  /* "channel": the RuntimeError of a second gab_receiver_new() says it. */
+  const char   *what;
   /* The RuntimeError of `_wait()` on a loop other than the channel's. */
   const char   *wrong_loop;
   /* TRUE: `__anext__` hands out an item that is there at once, without
    * a coroutine, and yields to the loop every GAB_EVENT_SLICE_*. */
   gboolean      sliced;
+  /* Where the channel's instance struct has its GabReceiverLink and the
+   * GMutex that guards its items (G_STRUCT_OFFSET). */
+  glong         link_offset;
+  glong         lock_offset;
 
-  /* Every hook: GIL; @channel is the kind's GObject. */
+  /* Every hook: GIL, loop thread; @channel is the kind's GObject. */
 
-  /* The consumer's loop queue, and the slot of the future `_wait()`
-   * returned, which the channel's wakeup resolves. */
-  GabLoopQueue *(*queue)    (gpointer channel);
-  PyObject    **(*waiter)   (gpointer channel);
-  /* Loop thread: takes the next item (into *@item), or says there is none
-   * yet or no more; at the end *@error gets a copy of the close error, if
-   * there is one. The channel's lock is not held while converting. */
+  /* Takes the next item (into *@item), or says there is none yet or no
+   * more; at the end *@error gets a copy of the close error, if there is
+   * one. The channel's lock is not held while converting. */
   GabReceiverTake (*take)   (gpointer   channel,
                              PyObject **item,
                              GError   **error);
@@ -59,20 +70,20 @@ typedef struct
   /* The consumer stops (aclose, close, collection). Idempotent. */
   void          (*stop)     (gpointer channel);
   PyObject     *(*repr)     (gpointer channel);
-  /* Nullable hook: the callback consumer (borrowed), or NULL for an
-   * iterator; a receiver with a callback cannot be iterated. */
-  PyObject     *(*callback) (gpointer channel);
 } GabReceiverKind;
 
-/* GIL: starts the unit (its Python, the ready awaitable) and readies
- * @kind's type. FALSE with an exception set. */
-gboolean  gab_receiver_start       (const GabReceiverKind *kind);
-/* GIL, after gab_receiver_start(): a new receiver of @channel (it keeps a
- * reference), or NULL with an exception set. */
+/* GIL: the Python end of @channel, for one consumer on the loop of the
+ * current task locals, with @callback (nullable; callable) as its callback
+ * consumer. It keeps a reference to @channel. NULL with an exception set:
+ * RuntimeError if @channel has its consumer already or no loop is known. */
 PyObject *gab_receiver_new         (const GabReceiverKind *kind,
-                                    gpointer               channel);
+                                    gpointer               channel,
+                                    PyObject              *callback);
 /* GIL: the channel of @receiver, one of @kind's (borrowed). */
 gpointer  gab_receiver_get_channel (PyObject              *receiver);
+/* Any thread, no GIL (references go through gab_py_decref): frees what
+ * @link holds, when its channel is finalized. */
+void      gab_receiver_link_clear  (GabReceiverLink       *link);
 
 /* The methods, for the kinds' method tables (METH_NOARGS). */
 PyObject *gab_receiver_take        (PyObject              *receiver,

@@ -18,6 +18,7 @@
 #include <gasyncbridge/gasyncbridge.h>
 #include "gab-receiver-private.h"
 #include "gab-lifecycle.h"
+#include "gab-task-locals-private.h"
 #include "gab-python-sources.h"
 
 typedef struct
@@ -41,6 +42,12 @@ typedef struct
 
 static PyTypeObject Ready_Type;
 static PyObject *receiver_receive;   /* GIL: _receiver.receive */
+
+static GabReceiverLink *
+receiver_link (GabReceiver *receiver)
+{
+  return G_STRUCT_MEMBER_P (receiver->channel, receiver->kind->link_offset);
+}
 
 /* ---- the ready awaitable ---------------------------------------------- */
 
@@ -191,33 +198,39 @@ gab_receiver_wait (PyObject *object,
                    PyObject *unused)
 {
   GabReceiver *receiver = (GabReceiver *) object;
-  const GabReceiverKind *kind = receiver->kind;
-  PyObject **waiter = kind->waiter (receiver->channel);
+  GabReceiverLink *link = receiver_link (receiver);
   PyObject *future;
 
-  future = gab_loop_queue_new_future (kind->queue (receiver->channel), kind->wrong_loop);
+  future = gab_loop_queue_new_future (link->queue, receiver->kind->wrong_loop);
   if (future == NULL)
     return NULL;
   /* The waiter is set before the channel may push a wakeup; that wakeup
    * runs on this thread, so it finds the waiter there. */
-  Py_XSETREF (*waiter, Py_NewRef (future));
+  Py_XSETREF (link->waiter, Py_NewRef (future));
   receiver->slice_count = 0;
-  if (kind->ready (receiver->channel))
+  if (receiver->kind->ready (receiver->channel))
     {
-      Py_CLEAR (*waiter);
+      Py_CLEAR (link->waiter);
       if (!gab_py_future_set_none (future))
         Py_CLEAR (future);
     }
   return future;
 }
 
-PyObject *
-gab_receiver_close (PyObject *object,
-                    PyObject *unused)
+/* The consumer stops, as its kind says. */
+static void
+receiver_stop (PyObject *object)
 {
   GabReceiver *receiver = (GabReceiver *) object;
 
   receiver->kind->stop (receiver->channel);
+}
+
+PyObject *
+gab_receiver_close (PyObject *object,
+                    PyObject *unused)
+{
+  receiver_stop (object);
   Py_RETURN_NONE;
 }
 
@@ -225,9 +238,7 @@ PyObject *
 gab_receiver_aclose (PyObject *object,
                      PyObject *unused)
 {
-  GabReceiver *receiver = (GabReceiver *) object;
-
-  receiver->kind->stop (receiver->channel);
+  receiver_stop (object);
   /* An awaitable, as async iterators' aclose() are. */
   return gab_py_done_future ();
 }
@@ -235,15 +246,9 @@ gab_receiver_aclose (PyObject *object,
 /* ---- the type --------------------------------------------------------- */
 
 static PyObject *
-receiver_get_callback (GabReceiver *receiver)
-{
-  return receiver->kind->callback != NULL ? receiver->kind->callback (receiver->channel) : NULL;
-}
-
-static PyObject *
 receiver_aiter (PyObject *object)
 {
-  if (receiver_get_callback ((GabReceiver *) object) != NULL)
+  if (receiver_link ((GabReceiver *) object)->callback != NULL)
     /* The short name: "EventReceiver" of "gasyncbridge.EventReceiver". */
     return PyErr_Format (PyExc_TypeError, "gasyncbridge: this %s delivers to a callback; "
                          "it cannot be iterated", strrchr (Py_TYPE (object)->tp_name, '.') + 1);
@@ -257,7 +262,7 @@ receiver_anext (PyObject *object)
   gboolean empty, pause = FALSE;
   PyObject *value;
 
-  if (receiver_get_callback (receiver) != NULL)
+  if (receiver_link (receiver)->callback != NULL)
     return receiver_aiter (object);
   if (!receiver->kind->sliced)
     return PyObject_CallOneArg (receiver_receive, object);
@@ -297,22 +302,23 @@ receiver_traverse (PyObject *object,
                    visitproc visit,
                    void     *arg)
 {
-  GabReceiver *receiver = (GabReceiver *) object;
+  GabReceiverLink *link = receiver_link ((GabReceiver *) object);
 
-  Py_VISIT (receiver_get_callback (receiver));
-  Py_VISIT (*receiver->kind->waiter (receiver->channel));
+  Py_VISIT (link->callback);
+  Py_VISIT (link->waiter);
   return 0;
 }
 
-/* Stopping drops the callback; the waiter goes here too, as a future
+/* The consumer stops; the waiter and the callback go too, as a future
  * awaited by a task that holds the receiver is a cycle. */
 static int
 receiver_clear (PyObject *object)
 {
-  GabReceiver *receiver = (GabReceiver *) object;
+  GabReceiverLink *link = receiver_link ((GabReceiver *) object);
 
-  receiver->kind->stop (receiver->channel);
-  Py_CLEAR (*receiver->kind->waiter (receiver->channel));
+  receiver_stop (object);
+  Py_CLEAR (link->waiter);
+  Py_CLEAR (link->callback);
   return 0;
 }
 
@@ -356,8 +362,9 @@ static GabSubsystem receiver_subsystem = {
   .start = receiver_start,
 };
 
-gboolean
-gab_receiver_start (const GabReceiverKind *kind)
+/* GIL: starts the unit and readies @kind's type. */
+static gboolean
+receiver_kind_start (const GabReceiverKind *kind)
 {
   PyTypeObject *type = kind->type;
 
@@ -378,10 +385,29 @@ gab_receiver_start (const GabReceiverKind *kind)
 
 PyObject *
 gab_receiver_new (const GabReceiverKind *kind,
-                  gpointer               channel)
+                  gpointer               channel,
+                  PyObject              *callback)
 {
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GabTaskLocals) locals = NULL;
+  GabReceiverLink *link = G_STRUCT_MEMBER_P (channel, kind->link_offset);
+  GMutex *lock = G_STRUCT_MEMBER_P (channel, kind->lock_offset);
   GabReceiver *receiver;
 
+  if (!receiver_kind_start (kind))
+    return NULL;
+  if (link->taken)
+    return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: this %s already has its "
+                         "Python consumer", kind->what);
+  if (callback != NULL && !PyCallable_Check (callback))
+    return PyErr_Format (PyExc_TypeError, "gasyncbridge: the callback must be callable, "
+                         "not %s", Py_TYPE (callback)->tp_name);
+  locals = gab_task_locals_resolve (&error);
+  if (locals == NULL)
+    {
+      PyErr_SetString (PyExc_RuntimeError, error->message);
+      return NULL;
+    }
   receiver = PyObject_GC_New (GabReceiver, kind->type);
   if (receiver == NULL)
     return NULL;
@@ -390,6 +416,13 @@ gab_receiver_new (const GabReceiverKind *kind,
   receiver->error_raised = FALSE;
   receiver->slice_count = 0;
   receiver->slice_start = 0;
+  link->taken = TRUE;
+  link->callback = Py_XNewRef (callback);
+  /* Under the lock: producers on other threads read the queue to wake the
+   * consumer, and push no wakeup while it is NULL. */
+  g_mutex_lock (lock);
+  link->queue = gab_loop_queue_ref (locals->queue);
+  g_mutex_unlock (lock);
   PyObject_GC_Track ((PyObject *) receiver);
   return (PyObject *) receiver;
 }
@@ -398,4 +431,12 @@ gpointer
 gab_receiver_get_channel (PyObject *receiver)
 {
   return ((GabReceiver *) receiver)->channel;
+}
+
+void
+gab_receiver_link_clear (GabReceiverLink *link)
+{
+  g_clear_pointer (&link->queue, gab_loop_queue_unref);
+  gab_py_decref (g_steal_pointer (&link->waiter));
+  gab_py_decref (g_steal_pointer (&link->callback));
 }
