@@ -440,8 +440,6 @@ receiver_repr (gpointer channel)
 }
 
 static PyMethodDef receiver_methods[] = {
-  { "_take", gab_receiver_take, METH_NOARGS, NULL },
-  { "_wait", gab_receiver_wait, METH_NOARGS, NULL },
   { "aclose", gab_receiver_aclose, METH_NOARGS,
     "aclose()\n--\n\nStop consuming: senders fail with G_IO_ERROR_BROKEN_PIPE from now on." },
   { NULL }
@@ -460,8 +458,6 @@ static const GabReceiverKind channel_kind = {
   .what = "channel",
   .wrong_loop = "gasyncbridge: a channel is consumed on the event loop it was made for",
   .sliced = FALSE,
-  .link_offset = G_STRUCT_OFFSET (GabChannel, consumer),
-  .lock_offset = G_STRUCT_OFFSET (GabChannel, lock),
   .take = receiver_take,
   .ready = receiver_ready,
   .stop = receiver_stop,
@@ -493,7 +489,7 @@ gab_channel_to_python (GabChannel *self)
   g_return_val_if_fail (GAB_IS_CHANNEL (self), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  return gab_receiver_new (&channel_kind, self, NULL);
+  return gab_receiver_new (&channel_kind, self, &self->consumer, NULL);
 }
 
 /* ---- the type --------------------------------------------------------- */
@@ -521,6 +517,7 @@ static void
 gab_channel_init (GabChannel *self)
 {
   g_mutex_init (&self->lock);
+  self->consumer.lock = &self->lock;
 }
 
 /**

@@ -566,8 +566,6 @@ receiver_get_closed (PyObject *object,
 }
 
 static PyMethodDef receiver_methods[] = {
-  { "_take", gab_receiver_take, METH_NOARGS, NULL },
-  { "_wait", gab_receiver_wait, METH_NOARGS, NULL },
   { "close", gab_receiver_close, METH_NOARGS,
     "close()\n--\n\nStop consuming: the events waiting and every later one are dropped." },
   { "aclose", gab_receiver_aclose, METH_NOARGS,
@@ -603,8 +601,6 @@ static const GabReceiverKind event_kind = {
   .what = "event channel",
   .wrong_loop = "gasyncbridge: events are consumed on the event loop they were made for",
   .sliced = TRUE,
-  .link_offset = G_STRUCT_OFFSET (GabEventChannel, consumer),
-  .lock_offset = G_STRUCT_OFFSET (GabEventChannel, lock),
   .take = receiver_take,
   .ready = receiver_ready,
   .stop = channel_consumer_stop,
@@ -647,7 +643,7 @@ gab_event_channel_to_python (GabEventChannel *self,
   g_return_val_if_fail (GAB_IS_EVENT_CHANNEL (self), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  receiver = gab_receiver_new (&event_kind, self, callback);
+  receiver = gab_receiver_new (&event_kind, self, &self->consumer, callback);
   if (receiver == NULL)
     return NULL;
   g_mutex_lock (&self->lock);
@@ -691,6 +687,7 @@ static void
 gab_event_channel_init (GabEventChannel *self)
 {
   g_mutex_init (&self->lock);
+  self->consumer.lock = &self->lock;
   self->open = TRUE;
 }
 

@@ -33,7 +33,8 @@ typedef enum
 /* What a channel keeps for its Python end, in its instance struct. */
 typedef struct
 {
-  GabLoopQueue *queue;         /* the consumer's loop: set under the channel's lock */
+  GMutex       *lock;          /* the channel's, which guards its items */
+  GabLoopQueue *queue;         /* the consumer's loop: set under `lock` */
   PyObject     *waiter;        /* GIL: the future `_wait()` returned, for the wakeup */
   PyObject     *callback;      /* GIL: the callback consumer, or NULL */
   gboolean      taken;         /* GIL: the one receiver has been made */
@@ -42,7 +43,8 @@ typedef struct
 typedef struct
 {
   /* The Python type of the kind: its name, doc, methods and getters are
-   * the kind's; the core fills in the rest and readies it. */
+   * the kind's; the core fills in the rest (and `_take` and `_wait`
+   * before its methods) and readies it. */
   PyTypeObject *type;
   /* "channel": the RuntimeError of a second gab_receiver_new() says it. */
   const char   *what;
@@ -51,11 +53,6 @@ typedef struct
   /* TRUE: `__anext__` hands out an item that is there at once, without
    * a coroutine, and yields to the loop every GAB_EVENT_SLICE_*. */
   gboolean      sliced;
-  /* Where the channel's instance struct has its GabReceiverLink and the
-   * GMutex that guards its items (G_STRUCT_OFFSET). */
-  glong         link_offset;
-  glong         lock_offset;
-
   /* Every hook: GIL, loop thread; @channel is the kind's GObject. */
 
   /* Takes the next item (into *@item), or says there is none yet or no
@@ -72,12 +69,14 @@ typedef struct
   PyObject     *(*repr)     (gpointer channel);
 } GabReceiverKind;
 
-/* GIL: the Python end of @channel, for one consumer on the loop of the
- * current task locals, with @callback (nullable; callable) as its callback
- * consumer. It keeps a reference to @channel. NULL with an exception set:
- * RuntimeError if @channel has its consumer already or no loop is known. */
+/* GIL: the Python end of @channel, whose @link it is, for one consumer on
+ * the loop of the current task locals, with @callback (nullable; callable)
+ * as its callback consumer. It keeps a reference to @channel. NULL with an
+ * exception set: RuntimeError if @channel has its consumer already or no
+ * loop is known. */
 PyObject *gab_receiver_new         (const GabReceiverKind *kind,
                                     gpointer               channel,
+                                    GabReceiverLink       *link,
                                     PyObject              *callback);
 /* GIL: the channel of @receiver, one of @kind's (borrowed). */
 gpointer  gab_receiver_get_channel (PyObject              *receiver);
@@ -85,11 +84,8 @@ gpointer  gab_receiver_get_channel (PyObject              *receiver);
  * @link holds, when its channel is finalized. */
 void      gab_receiver_link_clear  (GabReceiverLink       *link);
 
-/* The methods, for the kinds' method tables (METH_NOARGS). */
-PyObject *gab_receiver_take        (PyObject              *receiver,
-                                    PyObject              *unused);
-PyObject *gab_receiver_wait        (PyObject              *receiver,
-                                    PyObject              *unused);
+/* Methods for the kinds' method tables (METH_NOARGS); the core puts
+ * `_take` and `_wait` before them. */
 PyObject *gab_receiver_close       (PyObject              *receiver,
                                     PyObject              *unused);
 PyObject *gab_receiver_aclose      (PyObject              *receiver,

@@ -26,6 +26,7 @@ typedef struct
   PyObject_HEAD
   const GabReceiverKind *kind;
   gpointer               channel;       /* a reference */
+  GabReceiverLink       *link;          /* in the channel */
   gboolean               error_raised;  /* the close error went to Python */
   guint                  slice_count;   /* items handed out in this slice */
   gint64                 slice_start;
@@ -43,11 +44,6 @@ typedef struct
 static PyTypeObject Ready_Type;
 static PyObject *receiver_receive;   /* GIL: _receiver.receive */
 
-static GabReceiverLink *
-receiver_link (GabReceiver *receiver)
-{
-  return G_STRUCT_MEMBER_P (receiver->channel, receiver->kind->link_offset);
-}
 
 /* ---- the ready awaitable ---------------------------------------------- */
 
@@ -174,9 +170,9 @@ receiver_take_one (GabReceiver *receiver,
 
 /* _take(): (item,) or None if empty; StopAsyncIteration or the close
  * error at the end. */
-PyObject *
-gab_receiver_take (PyObject *object,
-                   PyObject *unused)
+static PyObject *
+receiver_take (PyObject *object,
+               PyObject *unused)
 {
   gboolean empty;
   PyObject *value = receiver_take_one ((GabReceiver *) object, &empty), *tuple;
@@ -193,12 +189,12 @@ gab_receiver_take (PyObject *object,
 }
 
 /* _wait(): a future done when there may be an item, or the end. */
-PyObject *
-gab_receiver_wait (PyObject *object,
-                   PyObject *unused)
+static PyObject *
+receiver_wait (PyObject *object,
+               PyObject *unused)
 {
   GabReceiver *receiver = (GabReceiver *) object;
-  GabReceiverLink *link = receiver_link (receiver);
+  GabReceiverLink *link = receiver->link;
   PyObject *future;
 
   future = gab_loop_queue_new_future (link->queue, receiver->kind->wrong_loop);
@@ -248,7 +244,7 @@ gab_receiver_aclose (PyObject *object,
 static PyObject *
 receiver_aiter (PyObject *object)
 {
-  if (receiver_link ((GabReceiver *) object)->callback != NULL)
+  if (((GabReceiver *) object)->link->callback != NULL)
     /* The short name: "EventReceiver" of "gasyncbridge.EventReceiver". */
     return PyErr_Format (PyExc_TypeError, "gasyncbridge: this %s delivers to a callback; "
                          "it cannot be iterated", strrchr (Py_TYPE (object)->tp_name, '.') + 1);
@@ -262,7 +258,7 @@ receiver_anext (PyObject *object)
   gboolean empty, pause = FALSE;
   PyObject *value;
 
-  if (receiver_link (receiver)->callback != NULL)
+  if (receiver->link->callback != NULL)
     return receiver_aiter (object);
   if (!receiver->kind->sliced)
     return PyObject_CallOneArg (receiver_receive, object);
@@ -302,7 +298,7 @@ receiver_traverse (PyObject *object,
                    visitproc visit,
                    void     *arg)
 {
-  GabReceiverLink *link = receiver_link ((GabReceiver *) object);
+  GabReceiverLink *link = ((GabReceiver *) object)->link;
 
   Py_VISIT (link->callback);
   Py_VISIT (link->waiter);
@@ -314,7 +310,7 @@ receiver_traverse (PyObject *object,
 static int
 receiver_clear (PyObject *object)
 {
-  GabReceiverLink *link = receiver_link ((GabReceiver *) object);
+  GabReceiverLink *link = ((GabReceiver *) object)->link;
 
   receiver_stop (object);
   Py_CLEAR (link->waiter);
@@ -325,12 +321,34 @@ receiver_clear (PyObject *object)
 static void
 receiver_dealloc (PyObject *object)
 {
-  GabReceiver *receiver = (GabReceiver *) object;
-
   PyObject_GC_UnTrack (object);
   receiver_clear (object);
-  g_object_unref (receiver->channel);
+  /* The link is in the channel: it goes last. */
+  g_object_unref (((GabReceiver *) object)->channel);
   Py_TYPE (object)->tp_free (object);
+}
+
+/* What python/_receiver.py calls; the kind's methods follow. */
+static PyMethodDef receiver_methods[] = {
+  { "_take", receiver_take, METH_NOARGS, NULL },
+  { "_wait", receiver_wait, METH_NOARGS, NULL },
+};
+
+/* These methods, then the kind's @own (NULL-terminated). Made once per
+ * type, and kept, as the type is: for the life of the process. */
+static PyMethodDef *
+receiver_methods_with (const PyMethodDef *own)
+{
+  gsize n = 0;
+  PyMethodDef *all;
+
+  while (own != NULL && own[n].ml_name != NULL)
+    n++;
+  all = g_new0 (PyMethodDef, G_N_ELEMENTS (receiver_methods) + n + 1);
+  memcpy (all, receiver_methods, sizeof receiver_methods);
+  if (n > 0)
+    memcpy (all + G_N_ELEMENTS (receiver_methods), own, n * sizeof (PyMethodDef));
+  return all;
 }
 
 static PyAsyncMethods receiver_async = {
@@ -343,17 +361,9 @@ static PyAsyncMethods receiver_async = {
 static gboolean
 receiver_start (void)
 {
-  PyObject *globals;
-
-  if (receiver_receive != NULL)
-    return TRUE;
-  if (PyType_Ready (&Ready_Type) < 0)
-    return FALSE;
-  globals = gab_py_run_file (&gab_py_source_receiver, "gasyncbridge._receiver", NULL);
-  if (globals == NULL)
-    return FALSE;
-  receiver_receive = Py_XNewRef (PyDict_GetItemString (globals, "receive"));
-  Py_DECREF (globals);
+  if (receiver_receive == NULL && PyType_Ready (&Ready_Type) == 0)
+    receiver_receive = gab_py_run_file_get (&gab_py_source_receiver,
+                                            "gasyncbridge._receiver", "receive");
   return receiver_receive != NULL;
 }
 
@@ -372,26 +382,30 @@ receiver_kind_start (const GabReceiverKind *kind)
     return FALSE;
   if (type->tp_flags & Py_TPFLAGS_READY)
     return TRUE;
-  /* The slots every kind shares; name, doc, methods, getters are its own. */
-  type->tp_basicsize = sizeof (GabReceiver);
-  type->tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
-  type->tp_dealloc = receiver_dealloc;
-  type->tp_traverse = receiver_traverse;
-  type->tp_clear = receiver_clear;
-  type->tp_repr = receiver_repr;
-  type->tp_as_async = &receiver_async;
+  /* The slots every kind shares (once: a failed PyType_Ready comes back
+   * here); name, doc, getters and its own methods are the kind's. */
+  if (type->tp_as_async == NULL)
+    {
+      type->tp_basicsize = sizeof (GabReceiver);
+      type->tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
+      type->tp_dealloc = receiver_dealloc;
+      type->tp_traverse = receiver_traverse;
+      type->tp_clear = receiver_clear;
+      type->tp_repr = receiver_repr;
+      type->tp_as_async = &receiver_async;
+      type->tp_methods = receiver_methods_with (type->tp_methods);
+    }
   return PyType_Ready (type) == 0;
 }
 
 PyObject *
 gab_receiver_new (const GabReceiverKind *kind,
                   gpointer               channel,
+                  GabReceiverLink       *link,
                   PyObject              *callback)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GabTaskLocals) locals = NULL;
-  GabReceiverLink *link = G_STRUCT_MEMBER_P (channel, kind->link_offset);
-  GMutex *lock = G_STRUCT_MEMBER_P (channel, kind->lock_offset);
   GabReceiver *receiver;
 
   if (!receiver_kind_start (kind))
@@ -413,6 +427,7 @@ gab_receiver_new (const GabReceiverKind *kind,
     return NULL;
   receiver->kind = kind;
   receiver->channel = g_object_ref (channel);
+  receiver->link = link;
   receiver->error_raised = FALSE;
   receiver->slice_count = 0;
   receiver->slice_start = 0;
@@ -420,9 +435,9 @@ gab_receiver_new (const GabReceiverKind *kind,
   link->callback = Py_XNewRef (callback);
   /* Under the lock: producers on other threads read the queue to wake the
    * consumer, and push no wakeup while it is NULL. */
-  g_mutex_lock (lock);
+  g_mutex_lock (link->lock);
   link->queue = gab_loop_queue_ref (locals->queue);
-  g_mutex_unlock (lock);
+  g_mutex_unlock (link->lock);
   PyObject_GC_Track ((PyObject *) receiver);
   return (PyObject *) receiver;
 }
