@@ -41,10 +41,10 @@ struct _GabChannel
   gboolean      closed;         /* lock: no more sends */
   GError       *close_error;    /* lock: for the consumer, after the items */
   gboolean      consumer_gone;  /* lock */
-  gboolean      waiting;        /* lock: the consumer awaits `waiter` */
   gboolean      wake_pushed;    /* lock: a wakeup is on its way */
 
-  GabReceiverLink consumer;     /* its loop (lock to set), the future it awaits */
+  GabReceiverLink consumer;     /* its loop (lock to set), the future it
+                                 * awaits, whether it waits (lock) */
   GabLoopItem   wake_item;
 };
 
@@ -146,7 +146,7 @@ wake_item_run (GabLoopItem *item,
 
   g_mutex_lock (&self->lock);
   self->wake_pushed = FALSE;
-  self->waiting = FALSE;
+  self->consumer.waiting = FALSE;
   g_mutex_unlock (&self->lock);
   gab_py_waiter_wake (g_steal_pointer (&self->consumer.waiter), alive);
   g_object_unref (self);
@@ -156,7 +156,7 @@ wake_item_run (GabLoopItem *item,
 static gboolean
 wake_needed (GabChannel *self)
 {
-  if (!self->waiting || self->wake_pushed || self->consumer.queue == NULL)
+  if (!self->consumer.waiting || self->wake_pushed || self->consumer.queue == NULL)
     return FALSE;
   self->wake_pushed = TRUE;
   return TRUE;
@@ -385,17 +385,13 @@ receiver_take (gpointer   channel,
   return GAB_RECEIVER_ITEM;
 }
 
+/* Lock held. */
 static gboolean
 receiver_ready (gpointer channel)
 {
   GabChannel *self = channel;
-  gboolean ready;
 
-  g_mutex_lock (&self->lock);
-  ready = self->items.length > 0 || self->closed;
-  self->waiting = !ready;
-  g_mutex_unlock (&self->lock);
-  return ready;
+  return self->items.length > 0 || self->closed;
 }
 
 /* The consumer stops: senders fail from now on. */

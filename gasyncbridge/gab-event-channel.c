@@ -39,13 +39,13 @@ struct _GabEventChannel
   gboolean      closed;         /* lock: no more pushes */
   GError       *close_error;    /* lock: for the consumer, after the events */
   gboolean      consumer_gone;  /* lock */
-  gboolean      waiting;        /* lock: the consumer wants a wakeup */
   gboolean      wake_pushed;    /* lock: a wakeup is on its way */
   guint64       dropped;        /* lock */
   gint          open;           /* atomic: !closed && !consumer_gone */
 
   GabReceiverLink consumer;     /* its loop (lock to set), the future the
-                                 * iterator awaits, or the callback */
+                                 * iterator awaits, or the callback;
+                                 * whether it wants a wakeup (lock) */
   GabLoopItem   wake_item;
   GabLoopWatch  watch;          /* GIL: hears the loop close */
 };
@@ -153,7 +153,8 @@ static void wake_item_run (GabLoopItem *item,
 static gboolean
 wake_needed (GabEventChannel *self)
 {
-  if (!self->waiting || self->wake_pushed || self->consumer.queue == NULL || self->consumer_gone)
+  if (!self->consumer.waiting || self->wake_pushed || self->consumer.queue == NULL
+      || self->consumer_gone)
     return FALSE;
   self->wake_pushed = TRUE;
   return TRUE;
@@ -170,6 +171,9 @@ wake_push (GabEventChannel *self)
 static void
 report_callback_error (GabEventChannel *self)
 {
+  /* A reference of our own: the exception handler may close the receiver. */
+  PyObject *callback = Py_NewRef (self->consumer.callback != NULL ? self->consumer.callback
+                                                                   : Py_None);
   PyObject *value, *context, *loop, *ret = NULL;
 
   /* Normalized, with its traceback (the 3.12 API, gab-python-compat.h). */
@@ -178,14 +182,15 @@ report_callback_error (GabEventChannel *self)
   context = Py_BuildValue ("{s:s,s:O,s:O}",
                            "message", "gasyncbridge: an event callback raised",
                            "exception", value != NULL ? value : Py_None,
-                           "callback", self->consumer.callback != NULL ? self->consumer.callback : Py_None);
+                           "callback", callback);
   if (loop != NULL && context != NULL)
     ret = PyObject_CallMethod (loop, "call_exception_handler", "O", context);
   if (ret == NULL)
-    PyErr_WriteUnraisable (self->consumer.callback != NULL ? self->consumer.callback : Py_None);
+    PyErr_WriteUnraisable (callback);
   Py_XDECREF (ret);
   Py_XDECREF (context);
   Py_XDECREF (value);
+  Py_DECREF (callback);
 }
 
 /* GIL, loop thread: one slice of the callback consumer. */
@@ -215,7 +220,7 @@ run_callback_slice (GabEventChannel *self)
           if (!more)
             {
               self->wake_pushed = FALSE;
-              self->waiting = TRUE;
+              self->consumer.waiting = TRUE;
             }
           g_mutex_unlock (&self->lock);
           break;
@@ -224,7 +229,7 @@ run_callback_slice (GabEventChannel *self)
       if (event == NULL)
         {
           self->wake_pushed = FALSE;
-          self->waiting = TRUE;
+          self->consumer.waiting = TRUE;
           g_mutex_unlock (&self->lock);
           break;
         }
@@ -270,7 +275,7 @@ wake_item_run (GabLoopItem *item,
     {
       g_mutex_lock (&self->lock);
       self->wake_pushed = FALSE;
-      self->waiting = FALSE;
+      self->consumer.waiting = FALSE;
       g_mutex_unlock (&self->lock);
       gab_py_waiter_wake (g_steal_pointer (&self->consumer.waiter), TRUE);
     }
@@ -470,17 +475,13 @@ receiver_take (gpointer   channel,
   return GAB_RECEIVER_ITEM;
 }
 
+/* Lock held. */
 static gboolean
 receiver_ready (gpointer channel)
 {
   GabEventChannel *self = channel;
-  gboolean ready;
 
-  g_mutex_lock (&self->lock);
-  ready = self->length > 0 || self->closed || self->consumer_gone;
-  self->waiting = !ready;
-  g_mutex_unlock (&self->lock);
-  return ready;
+  return self->length > 0 || self->closed || self->consumer_gone;
 }
 
 /* GIL: the consumer stops; events in the channel and later pushes are
@@ -535,7 +536,9 @@ static PyObject *
 receiver_get_dropped (PyObject *object,
                       void     *closure)
 {
-  return PyLong_FromUnsignedLongLong (gab_event_channel_get_dropped (gab_receiver_get_channel (object)));
+  GabEventChannel *self = gab_receiver_get_channel (object);
+
+  return PyLong_FromUnsignedLongLong (gab_event_channel_get_dropped (self));
 }
 
 static PyObject *
@@ -555,7 +558,9 @@ static PyObject *
 receiver_get_capacity (PyObject *object,
                        void     *closure)
 {
-  return PyLong_FromUnsignedLong (gab_event_channel_get_capacity (gab_receiver_get_channel (object)));
+  GabEventChannel *self = gab_receiver_get_channel (object);
+
+  return PyLong_FromUnsignedLong (gab_event_channel_get_capacity (self));
 }
 
 static PyObject *
@@ -649,7 +654,7 @@ gab_event_channel_to_python (GabEventChannel *self,
   g_mutex_lock (&self->lock);
   /* A callback consumer always wants a wakeup; an iterator asks for one
    * when it finds the channel empty. */
-  self->waiting = callback != NULL;
+  self->consumer.waiting = callback != NULL;
   wake = self->length > 0 && wake_needed (self);
   g_mutex_unlock (&self->lock);
   self->watch.kind = &event_watch_kind;

@@ -35,6 +35,7 @@ typedef struct
 {
   GMutex       *lock;          /* the channel's, which guards its items */
   GabLoopQueue *queue;         /* the consumer's loop: set under `lock` */
+  gboolean      waiting;       /* lock: the consumer wants a wakeup */
   PyObject     *waiter;        /* GIL: the future `_wait()` returned, for the wakeup */
   PyObject     *callback;      /* GIL: the callback consumer, or NULL */
   gboolean      taken;         /* GIL: the one receiver has been made */
@@ -61,8 +62,8 @@ typedef struct
   GabReceiverTake (*take)   (gpointer   channel,
                              PyObject **item,
                              GError   **error);
-  /* Under the channel's lock: TRUE if an item or the end is there; else
-   * FALSE, and the channel now wants a wakeup for the next one. */
+  /* Under the channel's lock: whether an item or the end is there (if
+   * not, the consumer waits for a wakeup). */
   gboolean      (*ready)    (gpointer channel);
   /* The consumer stops (aclose, close, collection). Idempotent. */
   void          (*stop)     (gpointer channel);

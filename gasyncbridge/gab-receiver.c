@@ -196,6 +196,7 @@ receiver_wait (PyObject *object,
   GabReceiver *receiver = (GabReceiver *) object;
   GabReceiverLink *link = receiver->link;
   PyObject *future;
+  gboolean ready;
 
   future = gab_loop_queue_new_future (link->queue, receiver->kind->wrong_loop);
   if (future == NULL)
@@ -204,7 +205,11 @@ receiver_wait (PyObject *object,
    * runs on this thread, so it finds the waiter there. */
   Py_XSETREF (link->waiter, Py_NewRef (future));
   receiver->slice_count = 0;
-  if (receiver->kind->ready (receiver->channel))
+  g_mutex_lock (link->lock);
+  ready = receiver->kind->ready (receiver->channel);
+  link->waiting = !ready;
+  g_mutex_unlock (link->lock);
+  if (ready)
     {
       Py_CLEAR (link->waiter);
       if (!gab_py_future_set_none (future))
