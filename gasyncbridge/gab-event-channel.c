@@ -536,9 +536,7 @@ static PyObject *
 receiver_get_dropped (PyObject *object,
                       void     *closure)
 {
-  GabEventChannel *self = gab_receiver_get_channel (object);
-
-  return PyLong_FromUnsignedLongLong (gab_event_channel_get_dropped (self));
+  return PyLong_FromUnsignedLongLong (gab_event_channel_get_dropped (gab_receiver_get_channel (object)));
 }
 
 static PyObject *
@@ -558,9 +556,7 @@ static PyObject *
 receiver_get_capacity (PyObject *object,
                        void     *closure)
 {
-  GabEventChannel *self = gab_receiver_get_channel (object);
-
-  return PyLong_FromUnsignedLong (gab_event_channel_get_capacity (self));
+  return PyLong_FromUnsignedLong (gab_event_channel_get_capacity (gab_receiver_get_channel (object)));
 }
 
 static PyObject *
