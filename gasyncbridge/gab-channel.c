@@ -441,7 +441,7 @@ static PyMethodDef receiver_methods[] = {
   { NULL }
 };
 
-/* The name, doc and methods; gab_receiver_start() fills in the rest. */
+/* The name, doc and methods; gab_receiver_new() fills in the rest. */
 static PyTypeObject Receiver_Type = {
   PyVarObject_HEAD_INIT (NULL, 0)
   .tp_name = "gasyncbridge.Channel",

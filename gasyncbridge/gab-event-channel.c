@@ -586,7 +586,7 @@ static PyGetSetDef receiver_getset[] = {
   { NULL }
 };
 
-/* The name, doc, methods and getters; gab_receiver_start() fills in the
+/* The name, doc, methods and getters; gab_receiver_new() fills in the
  * rest. */
 static PyTypeObject Receiver_Type = {
   PyVarObject_HEAD_INIT (NULL, 0)
