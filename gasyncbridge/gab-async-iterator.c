@@ -489,17 +489,9 @@ static PyTypeObject Sink_Type = {
 static gboolean
 async_iterator_start (void)
 {
-  PyObject *globals;
-
-  if (drive_func != NULL)
-    return TRUE;
-  if (PyType_Ready (&Sink_Type) < 0)
-    return FALSE;
-  globals = gab_py_run_file (&gab_py_source_iterator, "gasyncbridge._iterator", NULL);
-  if (globals == NULL)
-    return FALSE;
-  drive_func = Py_XNewRef (PyDict_GetItemString (globals, "drive"));
-  Py_DECREF (globals);
+  if (drive_func == NULL && PyType_Ready (&Sink_Type) == 0)
+    drive_func = gab_py_run_file_get (&gab_py_source_iterator, "gasyncbridge._iterator",
+                                      "drive");
   return drive_func != NULL;
 }
 

@@ -9,7 +9,9 @@
  * The consumer runs on an asyncio loop. When it finds the channel empty it
  * awaits a future; a producer that adds an item then pushes one wakeup item
  * to the loop's queue — only one while the consumer has not run yet, so a
- * burst of sends costs one wakeup — and the loop resolves the future.
+ * burst of sends costs one wakeup — and the loop resolves the future. The
+ * consumer's Python type is gab-receiver.c's, told about this channel by
+ * channel_kind.
  *
  * No lock is held while a GTask completes, a cancellable is disconnected,
  * or Python runs.
@@ -17,10 +19,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gab-streams-private.h"
-#include "gab-loop-queue.h"
-#include "gab-lifecycle.h"
-#include "gab-task-locals-private.h"
-#include "gab-python-sources.h"
+#include "gab-receiver-private.h"
 
 typedef struct
 {
@@ -42,13 +41,11 @@ struct _GabChannel
   gboolean      closed;         /* lock: no more sends */
   GError       *close_error;    /* lock: for the consumer, after the items */
   gboolean      consumer_gone;  /* lock */
-  gboolean      waiting;        /* lock: the consumer awaits `waiter` */
   gboolean      wake_pushed;    /* lock: a wakeup is on its way */
 
-  GabLoopQueue *queue;          /* the consumer's loop, once it exists */
+  GabReceiverLink consumer;     /* its loop (lock to set), the future it
+                                 * awaits, whether it waits (lock) */
   GabLoopItem   wake_item;
-  PyObject     *waiter;         /* GIL: the future the consumer awaits */
-  gboolean      has_consumer;   /* GIL */
 };
 
 /**
@@ -69,8 +66,6 @@ struct _GabChannel
  * Returns: the type
  */
 G_DEFINE_FINAL_TYPE (GabChannel, gab_channel, G_TYPE_OBJECT)
-
-static PyObject *channel_next;   /* GIL */
 
 /* ---- senders ---------------------------------------------------------- */
 
@@ -151,9 +146,9 @@ wake_item_run (GabLoopItem *item,
 
   g_mutex_lock (&self->lock);
   self->wake_pushed = FALSE;
-  self->waiting = FALSE;
+  self->consumer.waiting = FALSE;
   g_mutex_unlock (&self->lock);
-  gab_py_waiter_wake (g_steal_pointer (&self->waiter), alive);
+  gab_py_waiter_wake (g_steal_pointer (&self->consumer.waiter), alive);
   g_object_unref (self);
 }
 
@@ -161,7 +156,7 @@ wake_item_run (GabLoopItem *item,
 static gboolean
 wake_needed (GabChannel *self)
 {
-  if (!self->waiting || self->wake_pushed || self->queue == NULL)
+  if (!self->consumer.waiting || self->wake_pushed || self->consumer.queue == NULL)
     return FALSE;
   self->wake_pushed = TRUE;
   return TRUE;
@@ -171,7 +166,7 @@ static void
 wake_push (GabChannel *self)
 {
   self->wake_item.run = wake_item_run;
-  gab_loop_queue_push (self->queue, &g_object_ref (self)->wake_item);
+  gab_loop_queue_push (self->consumer.queue, &g_object_ref (self)->wake_item);
 }
 
 /* ---- sending ---------------------------------------------------------- */
@@ -355,28 +350,17 @@ gab_channel_close (GabChannel   *self,
 
 /* ---- the Python consumer ---------------------------------------------- */
 
-typedef struct
+/* Loop thread: the oldest item, making room for the oldest waiting
+ * sender, whose completion runs here, unlocked. */
+static GabReceiverTake
+receiver_take (gpointer   channel,
+               PyObject **value,
+               GError   **error)
 {
-  PyObject_HEAD
-  GabChannel *channel;
-  gboolean    error_raised;
-} Receiver;
-
-static PyTypeObject Receiver_Type;
-
-/* _take(): (item,) or None if empty; StopAsyncIteration or the close
- * error at the end. */
-static PyObject *
-receiver_take (PyObject *object,
-               PyObject *unused)
-{
-  Receiver *receiver = (Receiver *) object;
-  GabChannel *self = receiver->channel;
+  GabChannel *self = channel;
   GVariant *item;
   Send *moved = NULL;
-  GError *error = NULL;
   gboolean closed;
-  PyObject *value;
 
   g_mutex_lock (&self->lock);
   item = g_queue_pop_head (&self->items);
@@ -388,72 +372,33 @@ receiver_take (PyObject *object,
       g_queue_push_tail (&self->items, g_steal_pointer (&moved->item));
     }
   closed = self->closed;
-  if (item == NULL && closed && self->close_error != NULL && !receiver->error_raised)
-    {
-      error = g_error_copy (self->close_error);
-      receiver->error_raised = TRUE;
-    }
+  if (item == NULL && closed && self->close_error != NULL)
+    *error = g_error_copy (self->close_error);
   g_mutex_unlock (&self->lock);
 
   if (moved != NULL)
     send_complete (moved, NULL);
-  if (item != NULL)
-    {
-      PyObject *converted = gab_variant_to_python (item);
-
-      g_variant_unref (item);
-      if (converted == NULL)
-        return NULL;
-      value = PyTuple_Pack (1, converted);
-      Py_DECREF (converted);
-      return value;
-    }
-  if (error != NULL)
-    {
-      gab_error_to_python (error);
-      g_error_free (error);
-      return NULL;
-    }
-  if (closed)
-    {
-      PyErr_SetNone (PyExc_StopAsyncIteration);
-      return NULL;
-    }
-  Py_RETURN_NONE;
+  if (item == NULL)
+    return closed ? GAB_RECEIVER_END : GAB_RECEIVER_EMPTY;
+  *value = gab_variant_to_python (item);
+  g_variant_unref (item);
+  return GAB_RECEIVER_ITEM;
 }
 
-/* _wait(): a future done when there may be an item, or the end. */
-static PyObject *
-receiver_wait (PyObject *object,
-               PyObject *unused)
+/* Lock held. */
+static gboolean
+receiver_ready (gpointer channel)
 {
-  GabChannel *self = ((Receiver *) object)->channel;
-  PyObject *future;
-  gboolean ready;
+  GabChannel *self = channel;
 
-  future = gab_loop_queue_new_future (self->queue, "gasyncbridge: a channel is consumed "
-                                      "on the event loop it was made for");
-  if (future == NULL)
-    return NULL;
-  Py_XSETREF (self->waiter, Py_NewRef (future));
-  g_mutex_lock (&self->lock);
-  ready = self->items.length > 0 || self->closed;
-  self->waiting = !ready;
-  g_mutex_unlock (&self->lock);
-  if (ready)
-    {
-      Py_CLEAR (self->waiter);
-      if (!gab_py_future_set_none (future))
-        Py_CLEAR (future);
-    }
-  return future;
+  return self->items.length > 0 || self->closed;
 }
 
 /* The consumer stops: senders fail from now on. */
 static void
-receiver_stop (Receiver *receiver)
+receiver_stop (gpointer channel)
 {
-  GabChannel *self = receiver->channel;
+  GabChannel *self = channel;
   GList *senders;
 
   g_mutex_lock (&self->lock);
@@ -476,30 +421,9 @@ receiver_stop (Receiver *receiver)
 }
 
 static PyObject *
-receiver_aclose (PyObject *object,
-                 PyObject *unused)
+receiver_repr (gpointer channel)
 {
-  receiver_stop ((Receiver *) object);
-  /* An awaitable, as async iterators' aclose() are. */
-  return gab_py_done_future ();
-}
-
-static PyObject *
-receiver_aiter (PyObject *object)
-{
-  return Py_NewRef (object);
-}
-
-static PyObject *
-receiver_anext (PyObject *object)
-{
-  return PyObject_CallOneArg (channel_next, object);
-}
-
-static PyObject *
-receiver_repr (PyObject *object)
-{
-  GabChannel *self = ((Receiver *) object)->channel;
+  GabChannel *self = channel;
   guint n;
   gboolean closed;
 
@@ -511,62 +435,29 @@ receiver_repr (PyObject *object)
                                closed ? " closed" : "");
 }
 
-static void
-receiver_dealloc (PyObject *object)
-{
-  Receiver *receiver = (Receiver *) object;
-
-  receiver_stop (receiver);
-  Py_CLEAR (receiver->channel->waiter);
-  g_object_unref (receiver->channel);
-  Py_TYPE (object)->tp_free (object);
-}
-
 static PyMethodDef receiver_methods[] = {
-  { "_take", receiver_take, METH_NOARGS, NULL },
-  { "_wait", receiver_wait, METH_NOARGS, NULL },
-  { "aclose", receiver_aclose, METH_NOARGS,
+  { "aclose", gab_receiver_aclose, METH_NOARGS,
     "aclose()\n--\n\nStop consuming: senders fail with G_IO_ERROR_BROKEN_PIPE from now on." },
   { NULL }
 };
 
-static PyAsyncMethods receiver_async = {
-  .am_aiter = receiver_aiter,
-  .am_anext = receiver_anext,
-};
-
+/* The name, doc and methods; gab_receiver_new() fills in the rest. */
 static PyTypeObject Receiver_Type = {
   PyVarObject_HEAD_INIT (NULL, 0)
   .tp_name = "gasyncbridge.Channel",
-  .tp_basicsize = sizeof (Receiver),
-  .tp_flags = Py_TPFLAGS_DEFAULT,
-  .tp_dealloc = receiver_dealloc,
-  .tp_repr = receiver_repr,
-  .tp_as_async = &receiver_async,
   .tp_methods = receiver_methods,
   .tp_doc = "The Python end of a GabChannel: iterate with `async for`.",
 };
 
-static gboolean
-channel_start (void)
-{
-  PyObject *globals;
-
-  if (channel_next != NULL)
-    return TRUE;
-  if (PyType_Ready (&Receiver_Type) < 0)
-    return FALSE;
-  globals = gab_py_run_file (&gab_py_source_receiver, "gasyncbridge._receiver", NULL);
-  if (globals == NULL)
-    return FALSE;
-  channel_next = Py_XNewRef (PyDict_GetItemString (globals, "receive"));
-  Py_DECREF (globals);
-  return channel_next != NULL;
-}
-
-static GabSubsystem channel_subsystem = {
-  .name = "channel",
-  .start = channel_start,
+static const GabReceiverKind channel_kind = {
+  .type = &Receiver_Type,
+  .what = "channel",
+  .wrong_loop = "gasyncbridge: a channel is consumed on the event loop it was made for",
+  .sliced = FALSE,
+  .take = receiver_take,
+  .ready = receiver_ready,
+  .stop = receiver_stop,
+  .repr = receiver_repr,
 };
 
 /**
@@ -591,34 +482,10 @@ static GabSubsystem channel_subsystem = {
 PyObject *
 gab_channel_to_python (GabChannel *self)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GabTaskLocals) locals = NULL;
-  Receiver *receiver;
-
   g_return_val_if_fail (GAB_IS_CHANNEL (self), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!gab_lifecycle_start (&channel_subsystem))
-    return NULL;
-  if (self->has_consumer)
-    return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: this channel already has "
-                         "its Python consumer");
-  locals = gab_task_locals_resolve (&error);
-  if (locals == NULL)
-    {
-      PyErr_SetString (PyExc_RuntimeError, error->message);
-      return NULL;
-    }
-  receiver = PyObject_New (Receiver, &Receiver_Type);
-  if (receiver == NULL)
-    return NULL;
-  receiver->channel = g_object_ref (self);
-  receiver->error_raised = FALSE;
-  self->has_consumer = TRUE;
-  g_mutex_lock (&self->lock);
-  self->queue = gab_loop_queue_ref (locals->queue);
-  g_mutex_unlock (&self->lock);
-  return (PyObject *) receiver;
+  return gab_receiver_new (&channel_kind, self, &self->consumer, NULL);
 }
 
 /* ---- the type --------------------------------------------------------- */
@@ -631,8 +498,7 @@ gab_channel_finalize (GObject *object)
   /* Senders hold references: none can be waiting here. */
   g_queue_clear_full (&self->items, (GDestroyNotify) g_variant_unref);
   g_clear_error (&self->close_error);
-  g_clear_pointer (&self->queue, gab_loop_queue_unref);
-  gab_py_decref (self->waiter);
+  gab_receiver_link_clear (&self->consumer);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (gab_channel_parent_class)->finalize (object);
 }
@@ -647,6 +513,7 @@ static void
 gab_channel_init (GabChannel *self)
 {
   g_mutex_init (&self->lock);
+  self->consumer.lock = &self->lock;
 }
 
 /**

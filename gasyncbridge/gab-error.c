@@ -176,18 +176,13 @@ static PyObject *glib_error_class;
 static gboolean
 error_start (void)
 {
-  PyObject *globals;
-
   /* Register the extended domain before a GLibError's .domain can make a
    * plain quark of its name: a GAB_PYTHON_ERROR made then would have no
    * private part, and reading it would read before the GError. */
   (void) gab_python_error_quark ();
 
-  globals = gab_py_run_file (&gab_py_source_error, "gasyncbridge._error", NULL);
-  if (globals == NULL)
-    return FALSE;
-  glib_error_class = Py_XNewRef (PyDict_GetItemString (globals, "GLibError"));
-  Py_DECREF (globals);
+  glib_error_class = gab_py_run_file_get (&gab_py_source_error, "gasyncbridge._error",
+                                          "GLibError");
   return glib_error_class != NULL;
 }
 

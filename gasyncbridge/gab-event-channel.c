@@ -11,22 +11,16 @@
  * completions. Events are turned into Python objects on the loop thread,
  * one at a time as the consumer takes them, in slices: a consumer that
  * never runs out of events still lets the loop run other work every
- * GAB_EVENT_SLICE_EVENTS events or GAB_EVENT_SLICE_USEC microseconds.
+ * GAB_EVENT_SLICE_EVENTS events or GAB_EVENT_SLICE_USEC microseconds. The
+ * iterator's Python type is gab-receiver.c's, told about this channel by
+ * event_kind.
  *
  * No lock is held while an event is converted or freed, or Python runs.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <gasyncbridge/gasyncbridge.h>
-#include "gab-python.h"
-#include "gab-loop-queue.h"
-#include "gab-lifecycle.h"
-#include "gab-task-locals-private.h"
-#include "gab-python-sources.h"
-
-/* A slice: how long the consumer runs on before the loop gets a turn. */
-#define GAB_EVENT_SLICE_EVENTS 256
-#define GAB_EVENT_SLICE_USEC   1000
+#include "gab-receiver-private.h"
 
 struct _GabEventChannel
 {
@@ -45,20 +39,15 @@ struct _GabEventChannel
   gboolean      closed;         /* lock: no more pushes */
   GError       *close_error;    /* lock: for the consumer, after the events */
   gboolean      consumer_gone;  /* lock */
-  gboolean      waiting;        /* lock: the consumer wants a wakeup */
   gboolean      wake_pushed;    /* lock: a wakeup is on its way */
   guint64       dropped;        /* lock */
   gint          open;           /* atomic: !closed && !consumer_gone */
 
-  GabLoopQueue *queue;          /* lock to set; the consumer's loop */
+  GabReceiverLink consumer;     /* its loop (lock to set), the future the
+                                 * iterator awaits, or the callback;
+                                 * whether it wants a wakeup (lock) */
   GabLoopItem   wake_item;
   GabLoopWatch  watch;          /* GIL: hears the loop close */
-  PyObject     *waiter;         /* GIL: the future the iterator awaits */
-  PyObject     *callback;       /* GIL: the callback consumer, or NULL */
-  gboolean      has_consumer;   /* GIL */
-  gboolean      error_raised;   /* GIL */
-  guint         slice_count;    /* GIL: events handed out in this slice */
-  gint64        slice_start;    /* GIL */
 };
 
 /**
@@ -81,8 +70,6 @@ struct _GabEventChannel
  * Since: 0.1
  */
 G_DEFINE_FINAL_TYPE (GabEventChannel, gab_event_channel, G_TYPE_OBJECT)
-
-static PyObject *event_next;   /* GIL */
 
 /* ---- the ring ---------------------------------------------------------- */
 
@@ -166,7 +153,8 @@ static void wake_item_run (GabLoopItem *item,
 static gboolean
 wake_needed (GabEventChannel *self)
 {
-  if (!self->waiting || self->wake_pushed || self->queue == NULL || self->consumer_gone)
+  if (!self->consumer.waiting || self->wake_pushed || self->consumer.queue == NULL
+      || self->consumer_gone)
     return FALSE;
   self->wake_pushed = TRUE;
   return TRUE;
@@ -176,29 +164,33 @@ static void
 wake_push (GabEventChannel *self)
 {
   self->wake_item.run = wake_item_run;
-  gab_loop_queue_push (self->queue, &g_object_ref (self)->wake_item);
+  gab_loop_queue_push (self->consumer.queue, &g_object_ref (self)->wake_item);
 }
 
 /* GIL, loop thread: hand an exception of the callback to the loop. */
 static void
 report_callback_error (GabEventChannel *self)
 {
+  /* A reference of our own: the exception handler may close the receiver. */
+  PyObject *callback = Py_NewRef (self->consumer.callback != NULL ? self->consumer.callback
+                                                                   : Py_None);
   PyObject *value, *context, *loop, *ret = NULL;
 
   /* Normalized, with its traceback (the 3.12 API, gab-python-compat.h). */
   value = PyErr_GetRaisedException ();
-  loop = gab_loop_queue_get_loop (self->queue);
+  loop = gab_loop_queue_get_loop (self->consumer.queue);
   context = Py_BuildValue ("{s:s,s:O,s:O}",
                            "message", "gasyncbridge: an event callback raised",
                            "exception", value != NULL ? value : Py_None,
-                           "callback", self->callback != NULL ? self->callback : Py_None);
+                           "callback", callback);
   if (loop != NULL && context != NULL)
     ret = PyObject_CallMethod (loop, "call_exception_handler", "O", context);
   if (ret == NULL)
-    PyErr_WriteUnraisable (self->callback != NULL ? self->callback : Py_None);
+    PyErr_WriteUnraisable (callback);
   Py_XDECREF (ret);
   Py_XDECREF (context);
   Py_XDECREF (value);
+  Py_DECREF (callback);
 }
 
 /* GIL, loop thread: one slice of the callback consumer. */
@@ -215,7 +207,7 @@ run_callback_slice (GabEventChannel *self)
       PyObject *callback, *object, *ret;
 
       g_mutex_lock (&self->lock);
-      if (self->consumer_gone || self->callback == NULL)
+      if (self->consumer_gone || self->consumer.callback == NULL)
         {
           self->wake_pushed = FALSE;
           g_mutex_unlock (&self->lock);
@@ -228,7 +220,7 @@ run_callback_slice (GabEventChannel *self)
           if (!more)
             {
               self->wake_pushed = FALSE;
-              self->waiting = TRUE;
+              self->consumer.waiting = TRUE;
             }
           g_mutex_unlock (&self->lock);
           break;
@@ -237,7 +229,7 @@ run_callback_slice (GabEventChannel *self)
       if (event == NULL)
         {
           self->wake_pushed = FALSE;
-          self->waiting = TRUE;
+          self->consumer.waiting = TRUE;
           g_mutex_unlock (&self->lock);
           break;
         }
@@ -251,7 +243,7 @@ run_callback_slice (GabEventChannel *self)
           report_callback_error (self);
           continue;
         }
-      callback = Py_NewRef (self->callback);
+      callback = Py_NewRef (self->consumer.callback);
       ret = PyObject_CallOneArg (callback, object);
       Py_DECREF (callback);
       Py_DECREF (object);
@@ -277,15 +269,15 @@ wake_item_run (GabLoopItem *item,
       self->wake_pushed = FALSE;
       g_mutex_unlock (&self->lock);
     }
-  else if (self->callback != NULL)
+  else if (self->consumer.callback != NULL)
     run_callback_slice (self);
   else
     {
       g_mutex_lock (&self->lock);
       self->wake_pushed = FALSE;
-      self->waiting = FALSE;
+      self->consumer.waiting = FALSE;
       g_mutex_unlock (&self->lock);
-      gab_py_waiter_wake (g_steal_pointer (&self->waiter), TRUE);
+      gab_py_waiter_wake (g_steal_pointer (&self->consumer.waiter), TRUE);
     }
   g_object_unref (self);
 }
@@ -459,204 +451,45 @@ gab_event_channel_get_capacity (GabEventChannel *self)
 
 /* ---- the Python consumer ---------------------------------------------- */
 
-typedef struct
+/* Loop thread: the oldest event, converted and freed unlocked. */
+static GabReceiverTake
+receiver_take (gpointer   channel,
+               PyObject **value,
+               GError   **error)
 {
-  PyObject_HEAD
-  GabEventChannel *channel;
-} Receiver;
-
-/* An awaitable that is ready at once with a value: what __anext__ returns
- * when an event is there, so that `async for` takes it without a
- * coroutine or a future. */
-typedef struct
-{
-  PyObject_HEAD
-  PyObject *value;
-} Ready;
-
-static PyTypeObject Receiver_Type;
-static PyTypeObject Ready_Type;
-
-static PyObject *
-ready_new (PyObject *value)   /* takes @value */
-{
-  Ready *ready = PyObject_New (Ready, &Ready_Type);
-
-  if (ready == NULL)
-    {
-      Py_DECREF (value);
-      return NULL;
-    }
-  ready->value = value;
-  return (PyObject *) ready;
-}
-
-static void
-ready_dealloc (PyObject *object)
-{
-  Py_XDECREF (((Ready *) object)->value);
-  PyObject_Free (object);
-}
-
-static PyObject *
-ready_await (PyObject *object)
-{
-  return Py_NewRef (object);
-}
-
-static PyObject *
-ready_iternext (PyObject *object)
-{
-  Ready *ready = (Ready *) object;
-  PyObject *value = g_steal_pointer (&ready->value), *stop;
-
-  if (value == NULL)
-    return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: an event was awaited twice");
-  /* StopIteration(value), built so that a tuple stays one value. */
-  stop = PyObject_CallOneArg (PyExc_StopIteration, value);
-  Py_DECREF (value);
-  if (stop != NULL)
-    {
-      PyErr_SetObject (PyExc_StopIteration, stop);
-      Py_DECREF (stop);
-    }
-  return NULL;
-}
-
-#if PY_VERSION_HEX >= 0x030A0000
-static PySendResult
-ready_send (PyObject  *object,
-            PyObject  *arg,
-            PyObject **result)
-{
-  Ready *ready = (Ready *) object;
-
-  if (ready->value == NULL)
-    {
-      PyErr_SetString (PyExc_RuntimeError, "gasyncbridge: an event was awaited twice");
-      *result = NULL;
-      return PYGEN_ERROR;
-    }
-  *result = g_steal_pointer (&ready->value);
-  return PYGEN_RETURN;
-}
-#endif
-
-static PyAsyncMethods ready_async = {
-  .am_await = ready_await,
-#if PY_VERSION_HEX >= 0x030A0000
-  .am_send = ready_send,
-#endif
-};
-
-static PyTypeObject Ready_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge._ReadyEvent",
-  .tp_basicsize = sizeof (Ready),
-  .tp_flags = Py_TPFLAGS_DEFAULT,
-  .tp_dealloc = ready_dealloc,
-  .tp_as_async = &ready_async,
-  .tp_iter = PyObject_SelfIter,
-  .tp_iternext = ready_iternext,
-  .tp_doc = "An event that is there already (what EventReceiver.__anext__ returns).",
-};
-
-/* GIL, loop thread. The next event converted; or NULL with *@empty set
- * (no exception) when there is none yet; or NULL with an exception
- * (StopAsyncIteration at the end, the close error, a conversion error). */
-static PyObject *
-receiver_take_one (Receiver *receiver,
-                   gboolean *empty)
-{
-  GabEventChannel *self = receiver->channel;
+  GabEventChannel *self = channel;
   gpointer event;
-  GError *error = NULL;
   gboolean closed;
-  PyObject *value;
 
-  *empty = FALSE;
   g_mutex_lock (&self->lock);
   event = ring_pop (self);
   closed = self->closed || self->consumer_gone;
-  if (event == NULL && self->closed && self->close_error != NULL && !self->error_raised)
-    {
-      error = g_error_copy (self->close_error);
-      self->error_raised = TRUE;
-    }
+  if (event == NULL && self->closed && self->close_error != NULL)
+    *error = g_error_copy (self->close_error);
   g_mutex_unlock (&self->lock);
 
-  if (event != NULL)
-    {
-      value = self->convert (event, self->user_data);
-      free_event (self, event);
-      return value;
-    }
-  if (error != NULL)
-    {
-      gab_error_to_python (error);
-      g_error_free (error);
-      return NULL;
-    }
-  if (closed)
-    {
-      PyErr_SetNone (PyExc_StopAsyncIteration);
-      return NULL;
-    }
-  *empty = TRUE;
-  return NULL;
+  if (event == NULL)
+    return closed ? GAB_RECEIVER_END : GAB_RECEIVER_EMPTY;
+  *value = self->convert (event, self->user_data);
+  free_event (self, event);
+  return GAB_RECEIVER_ITEM;
 }
 
-static PyObject *
-receiver_take (PyObject *object,
-               PyObject *unused)
+/* Lock held. */
+static gboolean
+receiver_ready (gpointer channel)
 {
-  gboolean empty;
-  PyObject *value = receiver_take_one ((Receiver *) object, &empty), *tuple;
+  GabEventChannel *self = channel;
 
-  if (value == NULL)
-    {
-      if (empty)
-        Py_RETURN_NONE;
-      return NULL;
-    }
-  tuple = PyTuple_Pack (1, value);
-  Py_DECREF (value);
-  return tuple;
-}
-
-/* _wait(): a future done when there may be an event, or the end. */
-static PyObject *
-receiver_wait (PyObject *object,
-               PyObject *unused)
-{
-  GabEventChannel *self = ((Receiver *) object)->channel;
-  PyObject *future;
-  gboolean ready;
-
-  future = gab_loop_queue_new_future (self->queue, "gasyncbridge: events are consumed "
-                                      "on the event loop they were made for");
-  if (future == NULL)
-    return NULL;
-  Py_XSETREF (self->waiter, Py_NewRef (future));
-  self->slice_count = 0;
-  g_mutex_lock (&self->lock);
-  ready = self->length > 0 || self->closed || self->consumer_gone;
-  self->waiting = !ready;
-  g_mutex_unlock (&self->lock);
-  if (ready)
-    {
-      Py_CLEAR (self->waiter);
-      if (!gab_py_future_set_none (future))
-        Py_CLEAR (future);
-    }
-  return future;
+  return self->length > 0 || self->closed || self->consumer_gone;
 }
 
 /* GIL: the consumer stops; events in the channel and later pushes are
  * dropped. Idempotent. */
 static void
-channel_consumer_stop (GabEventChannel *self)
+channel_consumer_stop (gpointer channel)
 {
+  GabEventChannel *self = channel;
   GPtrArray *events;
 
   g_mutex_lock (&self->lock);
@@ -666,8 +499,8 @@ channel_consumer_stop (GabEventChannel *self)
   g_mutex_unlock (&self->lock);
   free_events (self, events);
   gab_loop_watch_remove (&self->watch);
-  Py_CLEAR (self->waiter);
-  Py_CLEAR (self->callback);
+  Py_CLEAR (self->consumer.waiter);
+  Py_CLEAR (self->consumer.callback);
 }
 
 static void
@@ -683,101 +516,9 @@ static const GabLoopWatchKind event_watch_kind = {
 };
 
 static PyObject *
-receiver_close (PyObject *object,
-                PyObject *unused)
+receiver_repr (gpointer channel)
 {
-  channel_consumer_stop (((Receiver *) object)->channel);
-  Py_RETURN_NONE;
-}
-
-static PyObject *
-receiver_aclose (PyObject *object,
-                 PyObject *unused)
-{
-  channel_consumer_stop (((Receiver *) object)->channel);
-  /* An awaitable, as async iterators' aclose() are. */
-  return gab_py_done_future ();
-}
-
-static PyObject *
-receiver_aiter (PyObject *object)
-{
-  if (((Receiver *) object)->channel->callback != NULL)
-    return PyErr_Format (PyExc_TypeError, "gasyncbridge: this EventReceiver delivers to a "
-                         "callback; it cannot be iterated");
-  return Py_NewRef (object);
-}
-
-static PyObject *
-receiver_anext (PyObject *object)
-{
-  Receiver *receiver = (Receiver *) object;
-  GabEventChannel *self = receiver->channel;
-  gboolean empty, pause = FALSE;
-  PyObject *value;
-
-  if (self->callback != NULL)
-    return receiver_aiter (object);
-  /* The slice: after enough events in a row, the next one comes through a
-   * coroutine that lets the loop run first. */
-  if (self->slice_count == 0)
-    self->slice_start = g_get_monotonic_time ();
-  if (++self->slice_count > GAB_EVENT_SLICE_EVENTS
-      || ((self->slice_count & 15) == 0
-          && g_get_monotonic_time () - self->slice_start >= GAB_EVENT_SLICE_USEC))
-    {
-      self->slice_count = 0;
-      pause = TRUE;
-    }
-  if (!pause)
-    {
-      value = receiver_take_one (receiver, &empty);
-      if (value != NULL)
-        return ready_new (value);
-      if (!empty)
-        return NULL;
-    }
-  return PyObject_CallFunctionObjArgs (event_next, object, pause ? Py_True : Py_False, NULL);
-}
-
-static PyObject *
-receiver_get_dropped (PyObject *object,
-                      void     *closure)
-{
-  return PyLong_FromUnsignedLongLong (gab_event_channel_get_dropped (((Receiver *) object)->channel));
-}
-
-static PyObject *
-receiver_get_pending (PyObject *object,
-                      void     *closure)
-{
-  GabEventChannel *self = ((Receiver *) object)->channel;
-  guint n;
-
-  g_mutex_lock (&self->lock);
-  n = self->length;
-  g_mutex_unlock (&self->lock);
-  return PyLong_FromUnsignedLong (n);
-}
-
-static PyObject *
-receiver_get_capacity (PyObject *object,
-                       void     *closure)
-{
-  return PyLong_FromUnsignedLong (((Receiver *) object)->channel->capacity);
-}
-
-static PyObject *
-receiver_get_closed (PyObject *object,
-                     void     *closure)
-{
-  return PyBool_FromLong (!gab_event_channel_is_open (((Receiver *) object)->channel));
-}
-
-static PyObject *
-receiver_repr (PyObject *object)
-{
-  GabEventChannel *self = ((Receiver *) object)->channel;
+  GabEventChannel *self = channel;
   guint n;
   guint64 dropped;
   gboolean open = gab_event_channel_is_open (self);
@@ -791,51 +532,44 @@ receiver_repr (PyObject *object)
                                open ? "" : ", closed");
 }
 
-static int
-receiver_traverse (PyObject *object,
-                   visitproc visit,
-                   void     *arg)
+static PyObject *
+receiver_get_dropped (PyObject *object,
+                      void     *closure)
 {
-  GabEventChannel *self = ((Receiver *) object)->channel;
-
-  if (self != NULL)
-    {
-      Py_VISIT (self->callback);
-      Py_VISIT (self->waiter);
-    }
-  return 0;
+  return PyLong_FromUnsignedLongLong (gab_event_channel_get_dropped (gab_receiver_get_channel (object)));
 }
 
-static int
-receiver_clear (PyObject *object)
+static PyObject *
+receiver_get_pending (PyObject *object,
+                      void     *closure)
 {
-  GabEventChannel *self = ((Receiver *) object)->channel;
+  GabEventChannel *self = gab_receiver_get_channel (object);
+  guint n;
 
-  if (self != NULL)
-    channel_consumer_stop (self);
-  return 0;
+  g_mutex_lock (&self->lock);
+  n = self->length;
+  g_mutex_unlock (&self->lock);
+  return PyLong_FromUnsignedLong (n);
 }
 
-static void
-receiver_dealloc (PyObject *object)
+static PyObject *
+receiver_get_capacity (PyObject *object,
+                       void     *closure)
 {
-  Receiver *receiver = (Receiver *) object;
+  return PyLong_FromUnsignedLong (gab_event_channel_get_capacity (gab_receiver_get_channel (object)));
+}
 
-  PyObject_GC_UnTrack (object);
-  if (receiver->channel != NULL)
-    {
-      channel_consumer_stop (receiver->channel);
-      g_clear_object (&receiver->channel);
-    }
-  Py_TYPE (object)->tp_free (object);
+static PyObject *
+receiver_get_closed (PyObject *object,
+                     void     *closure)
+{
+  return PyBool_FromLong (!gab_event_channel_is_open (gab_receiver_get_channel (object)));
 }
 
 static PyMethodDef receiver_methods[] = {
-  { "_take", receiver_take, METH_NOARGS, NULL },
-  { "_wait", receiver_wait, METH_NOARGS, NULL },
-  { "close", receiver_close, METH_NOARGS,
+  { "close", gab_receiver_close, METH_NOARGS,
     "close()\n--\n\nStop consuming: the events waiting and every later one are dropped." },
-  { "aclose", receiver_aclose, METH_NOARGS,
+  { "aclose", gab_receiver_aclose, METH_NOARGS,
     "aclose()\n--\n\nclose(), as an awaitable (async iterators have one)." },
   { NULL }
 };
@@ -852,49 +586,26 @@ static PyGetSetDef receiver_getset[] = {
   { NULL }
 };
 
-static PyAsyncMethods receiver_async = {
-  .am_aiter = receiver_aiter,
-  .am_anext = receiver_anext,
-};
-
+/* The name, doc, methods and getters; gab_receiver_new() fills in the
+ * rest. */
 static PyTypeObject Receiver_Type = {
   PyVarObject_HEAD_INIT (NULL, 0)
   .tp_name = "gasyncbridge.EventReceiver",
-  .tp_basicsize = sizeof (Receiver),
-  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-  .tp_dealloc = receiver_dealloc,
-  .tp_traverse = receiver_traverse,
-  .tp_clear = receiver_clear,
-  .tp_repr = receiver_repr,
-  .tp_as_async = &receiver_async,
   .tp_methods = receiver_methods,
   .tp_getset = receiver_getset,
   .tp_doc = "The Python end of a GabEventChannel: iterate with `async for`, or it\n"
             "calls its callback on the loop.",
 };
 
-static gboolean
-event_channel_start (void)
-{
-  PyObject *globals;
-
-  if (event_next != NULL)
-    return TRUE;
-  if (PyType_Ready (&Receiver_Type) < 0
-      || PyType_Ready (&Ready_Type) < 0)
-    return FALSE;
-  globals = gab_py_run_file (&gab_py_source_receiver, "gasyncbridge._receiver", NULL);
-  if (globals == NULL)
-    return FALSE;
-  event_next = PyDict_GetItemString (globals, "receive");
-  Py_XINCREF (event_next);
-  Py_DECREF (globals);
-  return event_next != NULL;
-}
-
-static GabSubsystem event_channel_subsystem = {
-  .name = "event-channel",
-  .start = event_channel_start,
+static const GabReceiverKind event_kind = {
+  .type = &Receiver_Type,
+  .what = "event channel",
+  .wrong_loop = "gasyncbridge: events are consumed on the event loop they were made for",
+  .sliced = TRUE,
+  .take = receiver_take,
+  .ready = receiver_ready,
+  .stop = channel_consumer_stop,
+  .repr = receiver_repr,
 };
 
 /**
@@ -927,47 +638,26 @@ PyObject *
 gab_event_channel_to_python (GabEventChannel *self,
                              PyObject        *callback)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GabTaskLocals) locals = NULL;
-  Receiver *receiver;
+  PyObject *receiver;
   gboolean wake;
 
   g_return_val_if_fail (GAB_IS_EVENT_CHANNEL (self), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!gab_lifecycle_start (&event_channel_subsystem))
-    return NULL;
-  if (self->has_consumer)
-    return PyErr_Format (PyExc_RuntimeError, "gasyncbridge: this event channel already "
-                         "has its Python consumer");
-  if (callback != NULL && !PyCallable_Check (callback))
-    return PyErr_Format (PyExc_TypeError, "gasyncbridge: the callback must be callable, "
-                         "not %s", Py_TYPE (callback)->tp_name);
-  locals = gab_task_locals_resolve (&error);
-  if (locals == NULL)
-    {
-      PyErr_SetString (PyExc_RuntimeError, error->message);
-      return NULL;
-    }
-  receiver = PyObject_GC_New (Receiver, &Receiver_Type);
+  receiver = gab_receiver_new (&event_kind, self, &self->consumer, callback);
   if (receiver == NULL)
     return NULL;
-  receiver->channel = g_object_ref (self);
-  self->has_consumer = TRUE;
-  self->callback = callback != NULL ? Py_NewRef (callback) : NULL;
   g_mutex_lock (&self->lock);
-  self->queue = gab_loop_queue_ref (locals->queue);
   /* A callback consumer always wants a wakeup; an iterator asks for one
    * when it finds the channel empty. */
-  self->waiting = callback != NULL;
+  self->consumer.waiting = callback != NULL;
   wake = self->length > 0 && wake_needed (self);
   g_mutex_unlock (&self->lock);
-  PyObject_GC_Track ((PyObject *) receiver);
   self->watch.kind = &event_watch_kind;
-  gab_loop_queue_watch (self->queue, &self->watch);
+  gab_loop_queue_watch (self->consumer.queue, &self->watch);
   if (wake)
     wake_push (self);
-  return (PyObject *) receiver;
+  return receiver;
 }
 
 /* ---- the type --------------------------------------------------------- */
@@ -983,9 +673,7 @@ gab_event_channel_finalize (GObject *object)
     free_event (self, event);
   g_free (self->ring);
   g_clear_error (&self->close_error);
-  g_clear_pointer (&self->queue, gab_loop_queue_unref);
-  gab_py_decref (self->waiter);
-  gab_py_decref (self->callback);
+  gab_receiver_link_clear (&self->consumer);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (gab_event_channel_parent_class)->finalize (object);
 }
@@ -1000,6 +688,7 @@ static void
 gab_event_channel_init (GabEventChannel *self)
 {
   g_mutex_init (&self->lock);
+  self->consumer.lock = &self->lock;
   self->open = TRUE;
 }
 

@@ -271,6 +271,22 @@ gab_py_run_file (const GabPySource *source,
   return run_source (source->text, source->filename, module_name, names);
 }
 
+PyObject *
+gab_py_run_file_get (const GabPySource *source,
+                     const char        *module_name,
+                     const char        *name)
+{
+  PyObject *globals = gab_py_run_file (source, module_name, NULL), *value;
+
+  if (globals == NULL)
+    return NULL;
+  value = Py_XNewRef (PyDict_GetItemString (globals, name));
+  Py_DECREF (globals);
+  if (value == NULL)
+    PyErr_Format (PyExc_SystemError, "gasyncbridge: %s has no %s", source->filename, name);
+  return value;
+}
+
 static PyObject *
 run_source (const char *source,
             const char *filename,

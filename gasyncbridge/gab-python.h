@@ -94,6 +94,12 @@ typedef struct _GabPySource GabPySource;
 PyObject *gab_py_run_file          (const GabPySource *source,
                                     const char        *module_name,
                                     PyObject          *names);
+/* GIL held: gab_py_run_file() with no @names for the one global @name it
+ * defines (new ref), or NULL with an exception set (SystemError if the
+ * file has no @name). */
+PyObject *gab_py_run_file_get      (const GabPySource *source,
+                                    const char        *module_name,
+                                    const char        *name);
 /* GIL held: a coroutine that returns `await factory()`, where factory is
  * made from @factory_def (called with no arguments). New ref or NULL. */
 PyObject *gab_py_coroutine_from_factory (PyMethodDef *factory_def);
