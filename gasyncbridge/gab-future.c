@@ -693,8 +693,6 @@ gab_future_into_py (GabStartFunc    start,
 PyObject *
 gab_future_get_operation_class (void)
 {
-  PyObject *globals;
-
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
   if (operation_class != NULL)
@@ -708,13 +706,8 @@ gab_future_get_operation_class (void)
   if (s_request_cancel == NULL || s_cancel_now == NULL)
     return NULL;
   /* The module that exports it, for its __module__ and tracebacks. */
-  globals = gab_py_run_file (&gab_py_source_operation, "gasyncbridge.gio", NULL);
-  if (globals == NULL)
-    return NULL;
-  operation_class = Py_XNewRef (PyDict_GetItemString (globals, "Operation"));
-  Py_DECREF (globals);
-  if (operation_class == NULL)
-    PyErr_SetString (PyExc_SystemError, "gasyncbridge: _operation.py has no Operation");
+  operation_class = gab_py_run_file_get (&gab_py_source_operation, "gasyncbridge.gio",
+                                         "Operation");
   return operation_class;
 }
 

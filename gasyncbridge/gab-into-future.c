@@ -326,14 +326,8 @@ into_future_start (void)
   if (PyType_Ready (&AwaitHandle_Type) < 0)
     return FALSE;
   if (awaited_by_c == NULL)
-    {
-      PyObject *globals = gab_py_run_file (&gab_py_source_into_future, "gasyncbridge._into_future", NULL);
-
-      if (globals == NULL)
-        return FALSE;
-      awaited_by_c = Py_XNewRef (PyDict_GetItemString (globals, "awaited_by_c"));
-      Py_DECREF (globals);
-    }
+    awaited_by_c = gab_py_run_file_get (&gab_py_source_into_future,
+                                        "gasyncbridge._into_future", "awaited_by_c");
   return awaited_by_c != NULL;
 }
 
