@@ -118,9 +118,10 @@ WAYS = {
     "floor": ({key: "floor: as many futures, completed by call_soon, no I/O"
                for key in ("load", "replace", "query", "mixed", "dbus")},
               ("asyncio", "uvloop")),
-    # GDBus's own ceiling: the same calls, all in flight, from C on one GLib
-    # thread with no Python at all (bench/_gab_bench_events.c).
-    "c": ({"dbus": "ceiling: the same calls from C, one GLib thread, no Python"},
+    # The same calls, all in flight, from C on one GLib thread with no
+    # Python at all (bench/_gab_bench_events.c), the way C code usually
+    # calls GDBus: with a timeout, so a GDBus timeout source each.
+    "c": ({"dbus": "C, one GLib thread, no Python, a timeout per call"},
           ("asyncio",)),
 }
 DEFAULT_LABELS = {

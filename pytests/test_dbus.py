@@ -604,3 +604,59 @@ def test_call_cancelled(run, bus):
         return await dbus.call(conn, *DBUS, "GetId")
 
     assert len(run(main)[0]) == 32
+
+
+class Stuck:
+    """Slow(seconds) replies only once the test lets it (release())."""
+
+    def __init__(self):
+        self.started = 0
+        self.release = asyncio.Event()
+
+    async def Slow(self, seconds):
+        self.started += 1
+        await self.release.wait()
+
+
+def test_call_timeouts_come_in_deadline_order(run, bus):
+    """dbus.call keeps its own deadlines (GDBus gets no timeout source per
+    call): calls past their timeout raise TimeoutError in deadline order,
+    whatever order they were made in; a call cancelled before its deadline
+    leaves nothing behind that fires later; a reply that comes after the
+    deadline is dropped; calls with time left, and the connection, work on."""
+    server, client = connect(bus), connect(bus)
+    name = server.get_unique_name()
+    stuck = Stuck()
+    slow = (client, name, PATH, CALC, "Slow", (0.0,))
+
+    async def main():
+        async with dbus.export(server, PATH, XML, stuck):
+            # Cancelled first: their 300 ms deadlines pass while the
+            # calls below wait, and must find nothing to time out.
+            early = [asyncio.ensure_future(dbus.call(*slow, timeout=300)) for _ in range(20)]
+            await asyncio.sleep(0)
+            for task in early:
+                task.cancel()
+            outcomes = await asyncio.gather(*early, return_exceptions=True)
+            assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+            order = []
+            calls = []
+            for timeout in (900, 500, 700):
+                fut = asyncio.ensure_future(dbus.call(*slow, timeout=timeout))
+                fut.add_done_callback(lambda f, t=timeout: order.append(t))
+                calls.append(fut)
+            # a call with time to spare gets its reply meanwhile
+            (bus_id,) = await dbus.call(client, *DBUS, "GetId", timeout=60_000)
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            for outcome in outcomes:
+                assert isinstance(outcome, TimeoutError), outcome
+                assert "Timeout was reached" in str(outcome)
+            assert order == [500, 700, 900]
+            stuck.release.set()       # the late replies: dropped by GDBus
+            with pytest.raises(ValueError, match="timeout must be -1"):
+                dbus.call(client, *DBUS, "GetId", timeout=-2)
+            # no timeout at all (G_MAXINT), and the default
+            assert await dbus.call(client, *DBUS, "GetId", timeout=2**31 - 1) == (bus_id,)
+            return await dbus.call(client, *DBUS, "GetId")
+
+    assert len(run(main)[0]) == 32
