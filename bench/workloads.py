@@ -115,8 +115,11 @@ WAYS = {
     # the same number of futures, gathered the same way, each completed by
     # loop.call_soon with no I/O and no thread. Its lag is what the user's
     # own submission and collection cost the loop, which no bridge removes.
-    "floor": ({key: "floor: as many futures, completed by call_soon, no I/O"
-               for key in ("load", "replace", "query", "mixed", "dbus")},
+    "floor": ({**{key: "floor: as many futures, completed by call_soon, no I/O"
+                  for key in ("load", "replace", "query", "mixed", "dbus")},
+               # The children alone: their CPU is the machine's, and the
+               # loop thread waits for a processor behind them.
+               "communicate": "floor: the same children, read by wc -c, no Python"},
               ("asyncio", "uvloop")),
     # The same calls, all in flight, from C on one GLib thread with no
     # Python at all (bench/_gab_bench_events.c), the way C code usually
@@ -252,12 +255,20 @@ class Line:
         return await getattr(self, "run_" + self.key)()
 
     def verify(self, result):
+        if self.way == "floor" and self.key == "communicate":
+            counts = result.split()
+            check(counts == [str(self.sizes.proc_bytes).encode()] * self.sizes.procs,
+                  f"floor: {len(counts)} children's counts, not {self.sizes.procs} "
+                  f"of {self.sizes.proc_bytes}")
+            return
         if self.way == "floor":
             check(result == [None] * len(result), "floor: every future gave None")
             return
         getattr(self, "verify_" + self.key)(result)
 
     async def run_floor(self):
+        if self.key == "communicate":
+            return await self.run_floor_communicate()
         n = {"load": self.sizes.files, "replace": self.sizes.files,
              "query": self.sizes.queries, "mixed": 2 * self.sizes.mixed,
              "dbus": self.sizes.dbus_calls}[self.key]
@@ -389,6 +400,18 @@ class Line:
             _ok, out, _err = proc.communicate(None, None)
             return proc.get_exit_status(), out.get_data()
         return await self.submit(blocking)
+
+    async def run_floor_communicate(self):
+        """The same children at once, each piped into `wc -c` by one shell:
+        no Python reads their output, and the loop only reads the counts."""
+        n = self.sizes.procs
+        each = " ".join(self.argv())
+        script = f"for i in $(seq {n}); do {each} | wc -c & done; wait"
+        proc = await asyncio.create_subprocess_exec("sh", "-c", script,
+                                                    stdout=subprocess.PIPE)
+        out, _err = await proc.communicate()
+        check(proc.returncode == 0, f"floor: the shell exited {proc.returncode}")
+        return n, out
 
     async def run_communicate(self):
         n = self.sizes.procs
