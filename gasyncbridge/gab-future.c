@@ -106,7 +106,7 @@ static PyTypeObject OpHandle_Type;
 
 /* GIL: gasyncbridge.gio.Operation, made once from python/_operation.py. */
 static PyObject *operation_class;
-static PyObject *s_request_cancel;   /* "_gab_request_cancel" */
+static PyObject *s_handle;           /* "_gab_handle" */
 static PyObject *s_cancel_now;       /* "_gab_cancel_now" */
 
 static Op *
@@ -164,7 +164,7 @@ op_release_python (Op *op)
        * closed) happens at once; and the future no longer keeps the Op
        * alive through the handle. */
       raised = PyErr_GetRaisedException ();
-      if (PyObject_SetAttr (op->future, s_request_cancel, Py_None) < 0)
+      if (PyObject_SetAttr (op->future, s_handle, Py_None) < 0)
         PyErr_Clear ();
       PyErr_SetRaisedException (raised);
     }
@@ -699,11 +699,11 @@ gab_future_get_operation_class (void)
     return operation_class;
   if (!gab_lifecycle_start (&future_subsystem))
     return NULL;
-  if (s_request_cancel == NULL)
-    s_request_cancel = PyUnicode_InternFromString ("_gab_request_cancel");
+  if (s_handle == NULL)
+    s_handle = PyUnicode_InternFromString ("_gab_handle");
   if (s_cancel_now == NULL)
     s_cancel_now = PyUnicode_InternFromString ("_gab_cancel_now");
-  if (s_request_cancel == NULL || s_cancel_now == NULL)
+  if (s_handle == NULL || s_cancel_now == NULL)
     return NULL;
   /* The module that exports it, for its __module__ and tracebacks. */
   operation_class = gab_py_run_file_get (&gab_py_source_operation, "gasyncbridge.gio",
@@ -716,20 +716,15 @@ static PyObject *
 op_future_new (PyObject       *loop,
                GabFutureFlags  flags)
 {
-  PyObject *cls, *kwargs, *empty, *future = NULL;
+  PyObject *cls;
 
   if (!(flags & GAB_FUTURE_CANCEL_WAITS))
     return PyObject_CallMethodNoArgs (loop, gab_py.s_create_future);
   cls = gab_future_get_operation_class ();
   if (cls == NULL)
     return NULL;
-  empty = PyTuple_New (0);
-  kwargs = Py_BuildValue ("{s:O}", "loop", loop);
-  if (empty != NULL && kwargs != NULL)
-    future = PyObject_Call (cls, empty, kwargs);
-  Py_XDECREF (kwargs);
-  Py_XDECREF (empty);
-  return future;
+  /* Operation(loop=loop), without a tuple or dict per call. */
+  return PyObject_Vectorcall (cls, &loop, 0, gab_py.kw_loop);
 }
 
 /**
@@ -858,16 +853,10 @@ gab_future_into_py_full (GabStartFunc    start,
   }
   if (flags & GAB_FUTURE_CANCEL_WAITS)
     {
-      /* The future holds the handle (so the Op) through this bound
-       * method until op_release_python() clears it. */
-      PyObject *request = PyObject_GetAttrString ((PyObject *) handle, "_request_cancel");
-
-      if (request == NULL || PyObject_SetAttr (future, s_request_cancel, request) < 0)
-        {
-          Py_XDECREF (request);
-          goto fail;
-        }
-      Py_DECREF (request);
+      /* The future holds the handle (so the Op) until op_release_python()
+       * clears it; Operation.cancel() calls its _request_cancel(). */
+      if (PyObject_SetAttr (future, s_handle, (PyObject *) handle) < 0)
+        goto fail;
     }
   /* The Op holds both until it lets go of the Python side. */
   op->handle = (PyObject *) g_steal_pointer (&handle);

@@ -11,6 +11,18 @@
 #include "gab-loop-queue.h"
 #include "gab-python-sources.h"
 
+#include <string.h>
+#ifdef G_OS_UNIX
+#include <pthread.h>
+#include <unistd.h>
+#endif
+
+/* See gab_py_running_loop(). */
+#if PY_VERSION_HEX < 0x030C0000 && defined(G_OS_UNIX)
+#define GAB_RUNNING_LOOP_HOLDER 1
+static PyObject *s_running_loop_key;  /* "__asyncio_running_event_loop__" */
+#endif
+
 GabPy gab_py;
 static gboolean python_ready;
 
@@ -197,6 +209,10 @@ python_init (void)
 #define INTERN(field, name) \
   if ((gab_py.field = intern (name)) == NULL) return FALSE;
   INTERN (s_create_future, "create_future");
+#ifdef GAB_RUNNING_LOOP_HOLDER
+  if ((s_running_loop_key = intern ("__asyncio_running_event_loop__")) == NULL)
+    return FALSE;
+#endif
   INTERN (s_add_done_callback, "add_done_callback");
   INTERN (s_set_result, "set_result");
   INTERN (s_set_exception, "set_exception");
@@ -333,14 +349,104 @@ gab_py_coroutine_from_factory (PyMethodDef *factory_def)
   return coro;
 }
 
+#ifdef GAB_RUNNING_LOOP_HOLDER
+/* Python 3.9 to 3.11 keep a thread's running loop in its thread-state dict
+ * as a _RunningLoopHolder (the loop, and the pid that set it), and
+ * asyncio._get_running_loop() compares that pid with getpid(): a system
+ * call on every operation's start (1.3 us in a KVM guest, a third of the
+ * start). No public call avoids it, so here alone the bridge reads the
+ * holder itself. These versions' layout is frozen; the holder's type is
+ * trusted only after its name and size matched and it gave the same loop
+ * as asyncio's own call (anything else, such as asyncio without its C
+ * accelerator, keeps the call). Our pid is kept by a fork handler.
+ * Python 3.12 dropped the pid check, and this. */
+typedef struct
+{
+  PyObject_HEAD
+  PyObject *rl_loop;
+  pid_t     rl_pid;
+} RunningLoopHolder;
+
+static PyTypeObject *holder_type;         /* trusted, once checked */
+static gboolean      holder_refused;
+static pid_t         holder_pid;
+
+static void
+holder_after_fork_child (void)
+{
+  holder_pid = getpid ();
+}
+
+/* GIL: the holder of this thread, or NULL. Borrowed. */
+static PyObject *
+running_loop_holder (void)
+{
+  PyObject *dict = PyThreadState_GetDict ();
+
+  if (dict == NULL || s_running_loop_key == NULL)
+    return NULL;
+  return PyDict_GetItemWithError (dict, s_running_loop_key);
+}
+
+/* GIL: trusts the type of this thread's holder, or refuses it for good,
+ * when asyncio's own call has found a running @loop (else: no verdict). */
+static void
+running_loop_holder_check (PyObject *loop)
+{
+  static gsize atfork_registered;
+  PyObject *holder;
+
+  if (loop == NULL)
+    return;
+  holder = running_loop_holder ();
+  PyErr_Clear ();
+  if (holder == NULL || strcmp (Py_TYPE (holder)->tp_name, "_RunningLoopHolder") != 0
+      || Py_TYPE (holder)->tp_basicsize != sizeof (RunningLoopHolder)
+      || ((RunningLoopHolder *) holder)->rl_loop != loop
+      || ((RunningLoopHolder *) holder)->rl_pid != getpid ())
+    {
+      holder_refused = TRUE;
+      return;
+    }
+  if (g_once_init_enter (&atfork_registered))
+    {
+      pthread_atfork (NULL, NULL, holder_after_fork_child);
+      g_once_init_leave (&atfork_registered, 1);
+    }
+  holder_pid = getpid ();
+  holder_type = Py_TYPE (holder);
+}
+#endif
+
 PyObject *
 gab_py_running_loop (void)
 {
-  PyObject *loop = PyObject_CallNoArgs (gab_py.get_running_loop);
+  PyObject *loop;
+
+#ifdef GAB_RUNNING_LOOP_HOLDER
+  if (holder_type != NULL)
+    {
+      PyObject *holder = running_loop_holder ();
+
+      if (holder != NULL && Py_TYPE (holder) == holder_type)
+        {
+          RunningLoopHolder *rl = (RunningLoopHolder *) holder;
+
+          return rl->rl_loop != Py_None && rl->rl_pid == holder_pid
+                 ? Py_NewRef (rl->rl_loop) : NULL;
+        }
+      PyErr_Clear ();
+    }
+#endif
+  loop = PyObject_CallNoArgs (gab_py.get_running_loop);
 
   if (loop == Py_None)
     Py_CLEAR (loop);
   PyErr_Clear ();
+#ifdef GAB_RUNNING_LOOP_HOLDER
+  if (holder_type == NULL && !holder_refused)
+    running_loop_holder_check (loop);
+#endif
   return loop;
 }
 

@@ -60,6 +60,13 @@ static GabRuntimeItem *dispatching;  /* runtime thread: rest of the batch */
 
 static __thread gboolean on_own_thread;
 
+/* A copy of (state, thread) that every operation's start reads without the
+ * lock (the runtime thread takes it all the time): RUNNING_NO while the
+ * state is not STATE_RUNNING, else RUNNING_APP_CONTEXT or
+ * RUNNING_OWN_THREAD. Written under `lock`. */
+enum { RUNNING_NO, RUNNING_APP_CONTEXT, RUNNING_OWN_THREAD };
+static gint running_mode;
+
 static gboolean
 inbox_prepare (GSource *source,
                gint    *timeout)
@@ -333,6 +340,7 @@ runtime_atfork_child (void)
       inbox_source = NULL;
       thread = NULL;
       state = STATE_SHUT_DOWN;
+      g_atomic_int_set (&running_mode, RUNNING_NO);
     }
 }
 
@@ -399,6 +407,7 @@ start_locked (GMainContext  *app_context,
     }
 
   state = STATE_RUNNING;
+  g_atomic_int_set (&running_mode, thread != NULL ? RUNNING_OWN_THREAD : RUNNING_APP_CONTEXT);
   return TRUE;
 }
 
@@ -487,6 +496,10 @@ gab_runtime_ensure (GError **error)
 {
   gboolean ok = TRUE;
 
+  /* Running: nothing to do. (It may be shutting down by now; the push
+   * that follows finds out under the lock.) */
+  if (g_atomic_int_get (&running_mode) != RUNNING_NO)
+    return TRUE;
   g_mutex_lock (&lock);
   if (state == STATE_NONE)
     ok = start_locked (NULL, error);
@@ -548,6 +561,9 @@ gab_is_runtime_thread (void)
 
   if (on_own_thread)
     return TRUE;
+  /* The runtime thread is ours, and this is not it. */
+  if (g_atomic_int_get (&running_mode) == RUNNING_OWN_THREAD)
+    return FALSE;
   g_mutex_lock (&lock);
   ctx = thread == NULL && state == STATE_RUNNING ? context : NULL;
   g_mutex_unlock (&lock);
@@ -770,6 +786,7 @@ gab_shutdown (void)
       return;
     }
   state = STATE_CLOSING;
+  g_atomic_int_set (&running_mode, RUNNING_NO);
   ctx = context;
   join = thread;
   g_mutex_unlock (&lock);

@@ -758,6 +758,45 @@ def test_fork_child_fails_clearly_and_can_init_again():
     ]
 
 
+def test_fork_inside_a_running_loop_child_sees_no_running_loop():
+    """asyncio says that a child of fork() has no running loop, even on the
+    thread whose coroutine forked (the loop belongs to the parent); so does
+    every bridge call, which finds the running loop without asking asyncio
+    on Python 3.9 to 3.11 (gab_py_running_loop)."""
+    proc = run_script("""
+        import asyncio, os, gasyncbridge, _gab_testmod as tm
+        async def m():
+            return await gasyncbridge.sleep(0, "child ok")
+        async def main():
+            assert await tm.ready(1) == 1           # the bridge knows this loop
+            pid = os.fork()
+            if pid == 0:
+                import faulthandler
+                faulthandler.dump_traceback_later(30, exit=True)   # its own limit
+                gasyncbridge.init()
+                print("asyncio in child:", asyncio._get_running_loop())
+                try:
+                    tm.ready(2)
+                except RuntimeError as e:
+                    print("bridge in child:", "no running asyncio event loop" in str(e))
+                print("child, new loop:", asyncio.run(m()))
+                os._exit(0)
+            status = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: os.waitpid(pid, 0)[1])
+            print("child exit:", os.waitstatus_to_exitcode(status))
+            return await tm.ready("parent ok")
+        print(asyncio.run(main()))
+    """, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "asyncio in child: None",
+        "bridge in child: True",
+        "child, new loop: child ok",
+        "child exit: 0",
+        "parent ok",
+    ]
+
+
 def test_completions_are_delivered_in_bounded_slices(run):
     """A batch of completions never holds the loop for much longer than the
     delivery budget (GAB_LOOP_BUDGET_USEC_DEFAULT, 1 ms): each completion

@@ -235,9 +235,18 @@ parse_info_attributes (PyObject *attributes)
 
   if (attributes == NULL || attributes == Py_None)
     {
-      for (gsize i = 0; i < G_N_ELEMENTS (default_info_keys); i++)
-        add_info_attribute (out, default_info_keys[i]);
-      return g_string_free (out, FALSE);
+      /* Built once (the GIL guards it): it is most calls' list. */
+      static gchar *default_list;
+
+      if (default_list == NULL)
+        {
+          for (gsize i = 0; i < G_N_ELEMENTS (default_info_keys); i++)
+            add_info_attribute (out, default_info_keys[i]);
+          default_list = g_string_free (g_steal_pointer (&out), FALSE);
+        }
+      else
+        g_string_free (out, TRUE);
+      return g_strdup (default_list);
     }
   if (PyUnicode_Check (attributes))
     {

@@ -2,10 +2,11 @@
 """The future of gab_future_into_py_full() with GAB_FUTURE_CANCEL_WAITS.
 
 Run by gab-future.c with __name__ "gasyncbridge.gio", the module that
-exports the class. The bridge gives each instance a `_gab_request_cancel`:
-it asks the operation's GCancellable to be cancelled on the runtime thread
-and returns False if the operation has already let go of the future (it
-was dropped or its loop closed), so that the cancel happens here and now.
+exports the class. The bridge gives each instance a `_gab_handle` whose
+`_request_cancel(msg)` asks the operation's GCancellable to be cancelled on
+the runtime thread and returns False if the operation has already let go of
+the future (it was dropped or its loop closed), so that the cancel happens
+here and now.
 """
 import asyncio
 
@@ -21,7 +22,7 @@ class Operation(asyncio.Future):
     child of communicate() has been killed and reaped.
     """
 
-    _gab_request_cancel = None
+    _gab_handle = None
 
     def cancel(self, msg=None):
         """Ask the GIO operation to stop.
@@ -34,8 +35,8 @@ class Operation(asyncio.Future):
         """
         if self.done():
             return False
-        request = self._gab_request_cancel
-        if request is not None and request(msg):
+        handle = self._gab_handle
+        if handle is not None and handle._request_cancel(msg):
             return True
         return self._gab_cancel_now(msg)
 
