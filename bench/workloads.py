@@ -39,6 +39,7 @@ import resource
 import shutil
 import statistics
 import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -121,6 +122,14 @@ WAYS = {
                # loop thread waits for a processor behind them.
                "communicate": "floor: the same children, read by wc -c, no Python"},
               ("asyncio", "uvloop")),
+    # The I/O floor of the loads: the same reads (and, mixed, stats) by
+    # one thread per processor, five nice levels down, as the module's
+    # workers are, each into a fresh bytes object (allocated with the GIL,
+    # read into without it) and no loop work per file: the lag that reading
+    # that much into new memory in this process costs the loop thread.
+    "floor-io": ({"load": "floor: the same reads by niced threads, no loop work",
+                  "mixed": "floor: the same reads + stats by niced threads"},
+                 ("asyncio", "uvloop")),
     # The same calls, all in flight, from C on one GLib thread with no
     # Python at all (bench/_gab_bench_events.c), the way C code usually
     # calls GDBus: with a timeout, so a GDBus timeout source each.
@@ -149,7 +158,7 @@ def lines_of(key):
     """(way, loop) of every line of a workload."""
     out = []
     for way, (labels, loops) in WAYS.items():
-        if way in ("asyncio", "gab-dbus_call", "floor", "c") and key not in labels:
+        if way in ("asyncio", "gab-dbus_call", "floor", "floor-io", "c") and key not in labels:
             continue
         out.extend((way, loop) for loop in loops)
     return out
@@ -252,6 +261,8 @@ class Line:
         """Returns (ops, result to verify)."""
         if self.way == "floor":
             return await self.run_floor()
+        if self.way == "floor-io":
+            return await self.run_floor_io()
         return await getattr(self, "run_" + self.key)()
 
     def verify(self, result):
@@ -263,6 +274,11 @@ class Line:
             return
         if self.way == "floor":
             check(result == [None] * len(result), "floor: every future gave None")
+            return
+        if self.way == "floor-io" and self.key == "mixed":
+            self.verify_load([data for data, _size in result])
+            check(all(size == self.sizes.file_size for _data, size in result),
+                  "floor-io: every stat gave the file's size")
             return
         getattr(self, "verify_" + self.key)(result)
 
@@ -279,6 +295,32 @@ class Line:
             return fut
 
         return n, await asyncio.gather(*[op() for _ in range(n)])
+
+    async def run_floor_io(self):
+        n = self.sizes.files if self.key == "load" else self.sizes.mixed
+        stat = self.key == "mixed"
+        threads = os.cpu_count() or 1
+        results = [None] * n
+
+        def work(first):
+            # As the module's workers: five nice levels below the process.
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + 5)
+            for i in range(first, n, threads):
+                path = file_path(self.root, i)
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    data = os.read(fd, os.fstat(fd).st_size)
+                finally:
+                    os.close(fd)
+                results[i] = (data, os.stat(path).st_size) if stat else data
+
+        workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+        for t in workers:
+            t.start()
+        # Only the end is awaited: no completion per file reaches the loop.
+        await self.loop.run_in_executor(None, lambda: [t.join() for t in workers])
+        return (2 * n if stat else n), results
 
     # ---- 1. load_contents ----------------------------------------------------
 
@@ -726,6 +768,10 @@ def run_group(suite, peers):
                             "sizes": asdict(sizes), "dir": tmpdir,
                             "echo_port": helpers.echo_port,
                             "dbus_address": helpers.dbus_address}
+                    # No line inherits the writeback of an earlier one's
+                    # dirty pages (the files made above, the replace lines'
+                    # 400 MiB): it slowed whichever replace line came first.
+                    os.sync()
                     started = time.monotonic()
                     try:
                         row.runs.append(run_child(spec, args.build_dir, args.quick))

@@ -6,6 +6,9 @@
  * pure-Python futures and tasks of CPython 3.9 to 3.13 and in asyncio's
  * loops; uvloop uses asyncio's futures and has no `_ready`. If one goes
  * away, the bridge degrades as said at each use rather than failing.
+ * (One more read, the running-loop holder of Python 3.9 to 3.11, is in
+ * gab-python.c's gab_py_running_loop(), beside the lookups every unit
+ * uses.)
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
