@@ -230,24 +230,22 @@ add_info_attribute (GString    *out,
 static gchar *
 parse_info_attributes (PyObject *attributes)
 {
-  GString *out = g_string_new (NULL);
+  static gchar *default_list;   /* most calls' list: built once, under the GIL */
+  GString *out;
   PyObject *iter, *item;
 
   if (attributes == NULL || attributes == Py_None)
     {
-      /* Built once (the GIL guards it): it is most calls' list. */
-      static gchar *default_list;
-
       if (default_list == NULL)
         {
+          out = g_string_new (NULL);
           for (gsize i = 0; i < G_N_ELEMENTS (default_info_keys); i++)
             add_info_attribute (out, default_info_keys[i]);
-          default_list = g_string_free (g_steal_pointer (&out), FALSE);
+          default_list = g_string_free (out, FALSE);
         }
-      else
-        g_string_free (out, TRUE);
       return g_strdup (default_list);
     }
+  out = g_string_new (NULL);
   if (PyUnicode_Check (attributes))
     {
       const char *text = PyUnicode_AsUTF8 (attributes);
