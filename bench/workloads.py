@@ -39,9 +39,9 @@ import resource
 import shutil
 import statistics
 import subprocess
-import threading
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 

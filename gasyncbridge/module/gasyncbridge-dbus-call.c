@@ -141,23 +141,27 @@ static DeadlineQueue *
 deadline_queue_get (void)
 {
   GMainContext *context = g_main_context_get_thread_default ();
+  pid_t pid;
 
-  if (deadlines != NULL && deadlines->pid == getpid ()
-      && !g_source_is_destroyed (&deadlines->source)
+  /* Every call comes here: no system call on this path. (A child of
+   * fork() runs a new context, never at the address of the parent's,
+   * which the child does not free.) */
+  if (deadlines != NULL && !g_source_is_destroyed (&deadlines->source)
       && g_source_get_context (&deadlines->source) == context)
     return deadlines;
   /* In a child of fork() the old queue belongs to a context whose thread
    * is not here, and whose lock that thread may have held: leave it be.
    * Otherwise it was destroyed with its context (gab_shutdown()), or its
    * context is no longer the runtime's: let it go. */
-  if (deadlines != NULL && deadlines->pid == getpid ())
+  pid = getpid ();
+  if (deadlines != NULL && deadlines->pid == pid)
     {
       g_source_destroy (&deadlines->source);
       g_source_unref (&deadlines->source);
     }
   deadlines = (DeadlineQueue *) g_source_new (&deadline_queue_funcs, sizeof (DeadlineQueue));
   deadlines->calls = g_sequence_new (NULL);
-  deadlines->pid = getpid ();
+  deadlines->pid = pid;
   g_source_set_static_name (&deadlines->source, "gasyncbridge D-Bus call deadlines");
   g_source_attach (&deadlines->source, context);
   return deadlines;
