@@ -610,14 +610,12 @@ op_handle_dealloc (PyObject *self)
 }
 
 static PyTypeObject OpHandle_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge._Operation",
-  .tp_basicsize = sizeof (OpHandle),
-  .tp_flags = Py_TPFLAGS_DEFAULT,
+  GAB_PY_TYPE_HEAD ("gasyncbridge._Operation", OpHandle,
+                    Py_TPFLAGS_DEFAULT,
+                    "Cancels a gasyncbridge operation when its future is cancelled."),
   .tp_call = op_handle_call,
   .tp_methods = op_handle_methods,
   .tp_dealloc = op_handle_dealloc,
-  .tp_doc = "Cancels a gasyncbridge operation when its future is cancelled.",
 };
 
 static gboolean
@@ -896,4 +894,31 @@ fail:
   Py_XDECREF (loop);
   op_unref (op);
   return NULL;
+}
+
+/**
+ * gab_future_finish_none:
+ * @source_object: (nullable): the source object the operation reported
+ * @result: a #GTask that returned a boolean (g_task_return_boolean())
+ * @user_data: unused
+ * @error: return location for a #GError
+ *
+ * A #GabFinishFunc for the many operations whose only outcome is success
+ * or an error: the future's result is None, or the task's error raised.
+ *
+ * Returns: (transfer full) (nullable): None, or %NULL with @error set
+ *
+ * Since: 0.1
+ */
+PyObject *
+gab_future_finish_none (GObject       *source_object,
+                        GAsyncResult  *result,
+                        gpointer       user_data,
+                        GError       **error)
+{
+  g_return_val_if_fail (G_IS_TASK (result), NULL);
+
+  if (!g_task_propagate_boolean (G_TASK (result), error))
+    return NULL;
+  Py_RETURN_NONE;
 }

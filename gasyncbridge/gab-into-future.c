@@ -41,7 +41,6 @@ struct _Await
 {
   GabLoopItem     start_item;
   GabLoopItem     cancel_item;
-  gatomicrefcount  ref_count;
   gint            cancel_requested;  /* atomic */
 
   GTask          *task;              /* strong until returned */
@@ -81,18 +80,12 @@ static PyObject *awaited_by_c;   /* GIL; the driver function */
 
 static GabSubsystem into_future_subsystem;
 
-static Await *
-await_ref (Await *self)
-{
-  g_atomic_ref_count_inc (&self->ref_count);
-  return self;
-}
-
+/* The last reference to an await went (a GLib reference-counted box). */
 static void
-await_unref (Await *self)
+await_clear (gpointer data)
 {
-  if (!g_atomic_ref_count_dec (&self->ref_count))
-    return;
+  Await *self = data;
+
   g_assert (self->task == NULL);
   gab_py_decref (self->awaitable);
   gab_py_decref (self->coro);
@@ -100,7 +93,12 @@ await_unref (Await *self)
   g_clear_pointer (&self->locals, gab_task_locals_unref);
   g_clear_pointer (&self->dispatch_queue, gab_loop_queue_unref);
   g_clear_object (&self->cancellable);
-  g_free (self);
+}
+
+static void
+await_unref (Await *self)
+{
+  g_atomic_rc_box_release_full (self, await_clear);
 }
 
 /* GIL. Closes a coroutine that will never run, so Python does not warn
@@ -311,13 +309,11 @@ await_handle_dealloc (PyObject *self)
 }
 
 static PyTypeObject AwaitHandle_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge._Await",
-  .tp_basicsize = sizeof (AwaitHandle),
-  .tp_flags = Py_TPFLAGS_DEFAULT,
+  GAB_PY_TYPE_HEAD ("gasyncbridge._Await", AwaitHandle,
+                    Py_TPFLAGS_DEFAULT,
+                    "Completes a GTask when the Python task it awaits is done."),
   .tp_call = await_handle_call,
   .tp_dealloc = await_handle_dealloc,
-  .tp_doc = "Completes a GTask when the Python task it awaits is done.",
 };
 
 static gboolean
@@ -408,7 +404,7 @@ await_start (Await    *self,
       handle = PyObject_New (AwaitHandle, &AwaitHandle_Type);
       if (handle == NULL)
         goto fail_unused;
-      handle->await = await_ref (self);
+      handle->await = g_atomic_rc_box_acquire (self);
       handle->driver = FALSE;
       driver = PyObject_CallFunctionObjArgs (awaited_by_c, awaitable, handle, NULL);
       if (driver != NULL)
@@ -447,7 +443,7 @@ await_start (Await    *self,
       handle = PyObject_New (AwaitHandle, &AwaitHandle_Type);
       if (handle == NULL)
         goto fail;
-      handle->await = await_ref (self);
+      handle->await = g_atomic_rc_box_acquire (self);
       handle->driver = FALSE;
       /* Borrowed: alive while it is on the task, which is while we hold it. */
       self->handle = (PyObject *) handle;
@@ -494,7 +490,7 @@ await_let_go_of_task (Await *self)
 static void
 await_watch_closed (GabLoopWatch *watch)
 {
-  Await *self = await_ref (G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Await, watch)));
+  Await *self = g_atomic_rc_box_acquire (G_STRUCT_MEMBER_P (watch, -G_STRUCT_OFFSET (Await, watch)));
 
   if (await_settle (self))
     {
@@ -580,7 +576,7 @@ on_cancelled (GCancellable *cancellable,
 
   /* Any thread, no GIL: the cancel travels to the loop. */
   if (g_atomic_int_compare_and_exchange (&self->cancel_requested, FALSE, TRUE))
-    gab_loop_queue_push (self->locals->queue, &await_ref (self)->cancel_item);
+    gab_loop_queue_push (self->locals->queue, &g_atomic_rc_box_acquire (self)->cancel_item);
 }
 
 /* GTask for the caller, in the caller's thread-default context (see the
@@ -592,10 +588,9 @@ await_new (GTask         *task,
            GabLoopQueue  *dispatch_queue,
            gboolean       want_variant)
 {
-  Await *self = g_new0 (Await, 1);
+  Await *self = g_atomic_rc_box_new0 (Await);
   GCancellable *cancellable = g_task_get_cancellable (task);
 
-  g_atomic_ref_count_init (&self->ref_count);
   self->start_item.run = start_item_run;
   self->cancel_item.run = cancel_item_run;
   self->watch.kind = &await_watch_kind;
@@ -607,7 +602,7 @@ await_new (GTask         *task,
   if (cancellable != NULL && locals != NULL)
     /* The handler's reference is dropped when it is disconnected. */
     self->cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (on_cancelled),
-                                             await_ref (self),
+                                             g_atomic_rc_box_acquire (self),
                                              (GDestroyNotify) await_unref);
   return self;
 }
@@ -683,7 +678,7 @@ into_future_close_all (void)
     {
       /* Our own reference: the calls below run Python, which may switch
        * threads, and a loop on another thread may drop the last one. */
-      Await *self = await_ref (running.head->data);
+      Await *self = g_atomic_rc_box_acquire (running.head->data);
       PyObject *loop = gab_loop_queue_get_loop (self->locals->queue);
       PyObject *is_running = NULL, *ret = NULL;
 

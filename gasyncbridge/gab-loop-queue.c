@@ -35,7 +35,6 @@
 
 struct _GabLoopQueue
 {
-  gatomicrefcount ref_count;
   GMutex       lock;
   GabLoopItem *head;          /* lock; peeked at atomically without it */
   GabLoopItem *tail;          /* lock */
@@ -76,15 +75,15 @@ static GabLoopQueue *last_queue;
 GabLoopQueue *
 gab_loop_queue_ref (GabLoopQueue *queue)
 {
-  g_atomic_ref_count_inc (&queue->ref_count);
-  return queue;
+  return g_atomic_rc_box_acquire (queue);
 }
 
-void
-gab_loop_queue_unref (GabLoopQueue *queue)
+/* The last reference went (a queue is a GLib reference-counted box). */
+static void
+queue_clear (gpointer data)
 {
-  if (queue == NULL || !g_atomic_ref_count_dec (&queue->ref_count))
-    return;
+  GabLoopQueue *queue = data;
+
   /* Nobody can push any more: the eventfd may go. */
   g_assert (queue->head == NULL);
   if (queue->fd >= 0)
@@ -94,7 +93,13 @@ gab_loop_queue_unref (GabLoopQueue *queue)
   /* Destroys the idle sources of GTasks whose callbacks never ran. */
   g_clear_pointer (&queue->dispatch_context, g_main_context_unref);
   g_mutex_clear (&queue->lock);
-  g_free (queue);
+}
+
+void
+gab_loop_queue_unref (GabLoopQueue *queue)
+{
+  if (queue != NULL)
+    g_atomic_rc_box_release_full (queue, queue_clear);
 }
 
 static gpointer
@@ -425,15 +430,13 @@ queue_handle_dealloc (PyObject *self)
 }
 
 static PyTypeObject QueueHandle_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge._LoopQueue",
-  .tp_basicsize = sizeof (QueueHandle),
-  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+  GAB_PY_TYPE_HEAD ("gasyncbridge._LoopQueue", QueueHandle,
+                    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+                    "Wakes an asyncio loop for gasyncbridge completions."),
   .tp_call = queue_handle_call,
   .tp_dealloc = queue_handle_dealloc,
   .tp_traverse = queue_handle_traverse,
   .tp_clear = queue_handle_clear,
-  .tp_doc = "Wakes an asyncio loop for gasyncbridge completions.",
 };
 
 static QueueHandle *
@@ -466,15 +469,14 @@ queue_new (PyObject *loop)
   if (!gab_loop_queues_start ())
     return NULL;
 
-  queue = g_new0 (GabLoopQueue, 1);
-  g_atomic_ref_count_init (&queue->ref_count);
+  queue = g_atomic_rc_box_new0 (GabLoopQueue);
   g_mutex_init (&queue->lock);
   queue->fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (queue->fd < 0)
     {
       PyErr_SetFromErrno (PyExc_OSError);
       g_mutex_clear (&queue->lock);
-      g_free (queue);
+      g_atomic_rc_box_release (queue);
       return NULL;
     }
   queue->loop = loop;
@@ -646,7 +648,7 @@ gab_loop_queue_new_future (GabLoopQueue *queue,
 static gboolean
 queues_start (void)
 {
-  return PyType_Ready (&QueueHandle_Type) == 0 && gab_loop_watch_types_ready ();
+  return PyType_Ready (&QueueHandle_Type) == 0;
 }
 
 /* The loops' queues: closed at interpreter exit, unhooked in a child. */

@@ -123,7 +123,7 @@ loop_start (void)
 
   if (run_main != NULL)
     return TRUE;
-  globals = gab_py_run_file (&gab_py_source_loop, "gasyncbridge._loop", NULL);
+  globals = gab_py_run_file (&gab_py_source_loop, "gasyncbridge._loop", NULL, NULL);
   if (globals == NULL)
     return FALSE;
   close_if_unstarted = Py_XNewRef (PyDict_GetItemString (globals, "close_if_unstarted"));
@@ -176,16 +176,21 @@ gab_loop_wrap_main (PyObject *awaitable)
   return wrap_main (awaitable);
 }
 
-/* Calls @callable (@coro) and drops @coro. If the coroutine never started
- * (the loop was closed or running, say), it is closed, so that Python does
- * not warn about a coroutine of ours that was never awaited. */
+/* Calls @callable (transfer full; %NULL when looking it up failed) with
+ * run_main's coroutine for @awaitable, then drops both. If the coroutine
+ * never started (the loop was closed or running, say), it is closed, so
+ * that Python does not warn about a coroutine of ours never awaited. */
 static PyObject *
 run_wrapped (PyObject *callable,
-             PyObject *coro)
+             PyObject *awaitable)
 {
-  PyObject *ret = PyObject_CallOneArg (callable, coro);
+  PyObject *coro, *ret;
 
-  if (ret == NULL)
+  if (callable == NULL)
+    return NULL;
+  coro = wrap_main (awaitable);
+  ret = coro != NULL ? PyObject_CallOneArg (callable, coro) : NULL;
+  if (ret == NULL && coro != NULL)
     {
       PyObject *exception = PyErr_GetRaisedException ();
       PyObject *closed = PyObject_CallOneArg (close_if_unstarted, coro);
@@ -193,7 +198,8 @@ run_wrapped (PyObject *callable,
       Py_XDECREF (closed);
       PyErr_SetRaisedException (exception);   /* replaces close()'s own */
     }
-  Py_DECREF (coro);
+  Py_XDECREF (coro);
+  Py_DECREF (callable);
   return ret;
 }
 
@@ -216,7 +222,6 @@ gab_run_until_complete (PyObject *loop,
                         PyObject *awaitable)
 {
   g_autoptr(GError) error = NULL;
-  PyObject *coro, *method, *ret;
 
   g_return_val_if_fail (loop != NULL, NULL);
   g_return_val_if_fail (awaitable != NULL, NULL);
@@ -224,13 +229,8 @@ gab_run_until_complete (PyObject *loop,
 
   if (!gab_runtime_ensure (&error))
     return gab_error_to_python (error);
-  method = PyObject_GetAttrString (loop, "run_until_complete");
-  if (method == NULL)
-    return NULL;
-  coro = wrap_main (awaitable);
-  ret = coro != NULL ? run_wrapped (method, coro) : NULL;
-  Py_DECREF (method);
-  return ret;
+  return run_wrapped (PyObject_GetAttrString (loop, "run_until_complete"),
+                      awaitable);
 }
 
 /**
@@ -253,7 +253,7 @@ PyObject *
 gab_run (PyObject *awaitable)
 {
   g_autoptr(GError) error = NULL;
-  PyObject *coro, *running_loop, *run, *ret;
+  PyObject *running_loop;
 
   g_return_val_if_fail (awaitable != NULL, NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
@@ -270,13 +270,8 @@ gab_run (PyObject *awaitable)
     }
   if (!gab_runtime_ensure (&error))
     return gab_error_to_python (error);
-  run = PyObject_GetAttrString (gab_py.asyncio, "run");
-  if (run == NULL)
-    return NULL;
-  coro = wrap_main (awaitable);
-  ret = coro != NULL ? run_wrapped (run, coro) : NULL;
-  Py_DECREF (run);
-  return ret;
+  return run_wrapped (PyObject_GetAttrString (gab_py.asyncio, "run"),
+                      awaitable);
 }
 
 /**

@@ -84,17 +84,6 @@ main_start (GCancellable        *cancellable,
   main_data.async_main (task, main_data.argc, main_data.argv);
 }
 
-static PyObject *
-main_finish (GObject       *source,
-             GAsyncResult  *result,
-             gpointer       user_data,
-             GError       **error)
-{
-  if (!g_task_propagate_boolean (G_TASK (result), error))
-    return NULL;
-  Py_RETURN_NONE;
-}
-
 static gboolean
 cancel_main (gpointer data)
 {
@@ -135,7 +124,7 @@ static PyObject *
 main_factory (PyObject *self,
               PyObject *unused)
 {
-  return gab_future_into_py (main_start, main_finish, NULL, NULL);
+  return gab_future_into_py (main_start, gab_future_finish_none, NULL, NULL);
 }
 
 static PyMethodDef main_factory_def = { "_gab_main", main_factory, METH_NOARGS, NULL };
@@ -182,19 +171,18 @@ run_main_task (const char  *prog,
                PyObject   **outcome,
                gboolean    *forced)
 {
-  PyObject *globals, *names, *forget, *coro = NULL, *wrapped = NULL, *handler = NULL;
+  PyObject *globals, *forget, *coro = NULL, *wrapped = NULL, *handler = NULL;
   PyObject *ret = NULL;
   gboolean ok = FALSE;
 
   *outcome = NULL;
   *forced = FALSE;
   forget = PyCFunction_New (&forget_quietly_def, NULL);
-  names = forget != NULL ? Py_BuildValue ("{s:O}", "_forget_quietly", forget) : NULL;
-  Py_XDECREF (forget);
-  if (names == NULL)
+  if (forget == NULL)
     return FALSE;
-  globals = gab_py_run_file (&gab_py_source_gab_main, "gasyncbridge._gab_main", names);
-  Py_DECREF (names);
+  globals = gab_py_run_file (&gab_py_source_gab_main, "gasyncbridge._gab_main",
+                             "_forget_quietly", forget);
+  Py_DECREF (forget);
   if (globals == NULL)
     return FALSE;
   coro = gab_py_coroutine_from_factory (&main_factory_def);

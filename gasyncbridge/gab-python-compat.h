@@ -2,7 +2,8 @@
  * bridge supports (3.9 to 3.13), in one place. The library, the module,
  * the tests, the test modules and the benchmarks include this instead of
  * Python.h and write to the newest API; older interpreters get the
- * fallbacks below.
+ * fallbacks below. It also holds the one macro the library and the
+ * module share for writing their own Python types.
  *
  * Rules: no private (_Py) symbol is referenced at link time, so a library
  * built for one version does not fail to load on a newer one for want of
@@ -147,3 +148,15 @@ gab_compat_is_finalizing (void)
   return func.symbol != (void *) &symbol ? func.call () : 0;
 }
 #endif
+
+/* ---- the bridge's own types ------------------------------------------ */
+
+/* The head of a PyTypeObject table of the bridge's own types: the dotted
+ * name, the C struct, the flags and the doc, so that each table lists only
+ * what the type does. */
+#define GAB_PY_TYPE_HEAD(name, Struct, flags, doc) \
+  PyVarObject_HEAD_INIT (NULL, 0)                  \
+  .tp_name = (name),                               \
+  .tp_basicsize = sizeof (Struct),                 \
+  .tp_flags = (flags),                             \
+  .tp_doc = (doc)

@@ -78,18 +78,17 @@ gab_py_decref (PyObject *object)
   gab_orphan_push (&item->item);
 }
 
+/* A GLib reference-counted box. */
 struct _GabPyRef
 {
-  gatomicrefcount ref_count;
   PyObject *object;
 };
 
 GabPyRef *
 gab_py_ref_new (PyObject *object)
 {
-  GabPyRef *ref = g_new (GabPyRef, 1);
+  GabPyRef *ref = g_atomic_rc_box_new (GabPyRef);
 
-  g_atomic_ref_count_init (&ref->ref_count);
   ref->object = Py_NewRef (object);
   return ref;
 }
@@ -97,18 +96,20 @@ gab_py_ref_new (PyObject *object)
 GabPyRef *
 gab_py_ref_ref (GabPyRef *ref)
 {
-  g_atomic_ref_count_inc (&ref->ref_count);
-  return ref;
+  return g_atomic_rc_box_acquire (ref);
+}
+
+static void
+py_ref_clear (gpointer data)
+{
+  gab_py_decref (((GabPyRef *) data)->object);
 }
 
 void
 gab_py_ref_unref (GabPyRef *ref)
 {
-  if (ref != NULL && g_atomic_ref_count_dec (&ref->ref_count))
-    {
-      gab_py_decref (ref->object);
-      g_free (ref);
-    }
+  if (ref != NULL)
+    g_atomic_rc_box_release_full (ref, py_ref_clear);
 }
 
 PyObject *
@@ -277,14 +278,16 @@ gab_python_ensure (void)
 static PyObject *run_source (const char *source,
                              const char *filename,
                              const char *module_name,
-                             PyObject   *names);
+                             const char *name,
+                             PyObject   *value);
 
 PyObject *
 gab_py_run_file (const GabPySource *source,
                  const char        *module_name,
-                 PyObject          *names)
+                 const char        *name,
+                 PyObject          *value)
 {
-  return run_source (source->text, source->filename, module_name, names);
+  return run_source (source->text, source->filename, module_name, name, value);
 }
 
 PyObject *
@@ -292,7 +295,7 @@ gab_py_run_file_get (const GabPySource *source,
                      const char        *module_name,
                      const char        *name)
 {
-  PyObject *globals = gab_py_run_file (source, module_name, NULL), *value;
+  PyObject *globals = gab_py_run_file (source, module_name, NULL, NULL), *value;
 
   if (globals == NULL)
     return NULL;
@@ -307,23 +310,24 @@ static PyObject *
 run_source (const char *source,
             const char *filename,
             const char *module_name,
-            PyObject   *names)
+            const char *name,
+            PyObject   *value)
 {
-  PyObject *globals, *name, *code, *ret = NULL;
+  PyObject *globals, *py_module_name, *code, *ret = NULL;
 
   globals = PyDict_New ();
-  name = PyUnicode_FromString (module_name);
-  if (globals == NULL || name == NULL
+  py_module_name = PyUnicode_FromString (module_name);
+  if (globals == NULL || py_module_name == NULL
       || PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ()) < 0
-      || PyDict_SetItemString (globals, "__name__", name) < 0
-      || (names != NULL && PyDict_Update (globals, names) < 0))
+      || PyDict_SetItemString (globals, "__name__", py_module_name) < 0
+      || (name != NULL && PyDict_SetItemString (globals, name, value) < 0))
     goto out;
   code = Py_CompileString (source, filename, Py_file_input);
   if (code != NULL)
     ret = PyEval_EvalCode (code, globals, globals);
   Py_XDECREF (code);
 out:
-  Py_XDECREF (name);
+  Py_XDECREF (py_module_name);
   if (ret == NULL)
     {
       Py_CLEAR (globals);
@@ -338,7 +342,7 @@ gab_py_coroutine_from_factory (PyMethodDef *factory_def)
 {
   PyObject *globals, *factory, *coro = NULL;
 
-  globals = gab_py_run_file (&gab_py_source_main, "gasyncbridge._main", NULL);
+  globals = gab_py_run_file (&gab_py_source_main, "gasyncbridge._main", NULL, NULL);
   if (globals == NULL)
     return NULL;
   factory = PyCFunction_New (factory_def, NULL);

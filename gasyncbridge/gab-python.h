@@ -87,13 +87,14 @@ void      gab_gil_release          (PyGILState_STATE state);
 void      gab_python_pin_runtime_thread (void);
 /* GIL held: runs one of the bridge's Python files (gasyncbridge/python/,
  * turned into C at build time, compiled under its own file name) as the
- * body of a module called @module_name, with the entries of @names (a dict,
- * nullable) defined first, and returns its globals (new ref), or NULL with
+ * body of a module called @module_name, with the global @name (nullable)
+ * bound to @value first, and returns its globals (new ref), or NULL with
  * an exception set. How the bridge defines its Python helpers. */
 typedef struct _GabPySource GabPySource;
 PyObject *gab_py_run_file          (const GabPySource *source,
                                     const char        *module_name,
-                                    PyObject          *names);
+                                    const char        *name,
+                                    PyObject          *value);
 /* GIL held: gab_py_run_file() with no @names for the one global @name it
  * defines (new ref), or NULL with an exception set (SystemError if the
  * file has no @name). */

@@ -411,6 +411,33 @@ start_locked (GMainContext  *app_context,
   return TRUE;
 }
 
+/* gab_init() (@app_context %NULL: any running runtime will do) and
+ * gab_init_with_context() (it must run on @app_context). A runtime that
+ * was shut down starts again. */
+static gboolean
+runtime_init (GMainContext  *app_context,
+              GError       **error)
+{
+  gboolean ok = FALSE;
+
+  g_mutex_lock (&lock);
+  if (state == STATE_SHUT_DOWN)
+    state = STATE_NONE;
+  if (state == STATE_NONE)
+    ok = start_locked (app_context, error);
+  else if (state == STATE_CLOSING)
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+                         "The gasyncbridge runtime is shutting down");
+  else if (app_context != NULL && context != app_context)
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                         "The gasyncbridge runtime is already running on "
+                         "another GMainContext");
+  else
+    ok = TRUE;
+  g_mutex_unlock (&lock);
+  return ok;
+}
+
 /**
  * gab_init:
  * @error: return location for a #GError
@@ -428,23 +455,9 @@ start_locked (GMainContext  *app_context,
 gboolean
 gab_init (GError **error)
 {
-  gboolean ok = TRUE;
-
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  g_mutex_lock (&lock);
-  if (state == STATE_SHUT_DOWN)
-    state = STATE_NONE;
-  if (state == STATE_NONE)
-    ok = start_locked (NULL, error);
-  else if (state == STATE_CLOSING)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
-                           "The gasyncbridge runtime is shutting down");
-      ok = FALSE;
-    }
-  g_mutex_unlock (&lock);
-  return ok;
+  return runtime_init (NULL, error);
 }
 
 /**
@@ -457,7 +470,8 @@ gab_init (GError **error)
  * gab_start_asyncio_thread() so that asyncio runs on a background thread.
  * Calling it again with the same context is harmless; with another context,
  * or after the runtime was started on its own thread, it fails with
- * %G_IO_ERROR_EXISTS.
+ * %G_IO_ERROR_EXISTS, and while gab_shutdown() runs, as gab_init() does,
+ * with %G_IO_ERROR_CLOSED.
  *
  * Returns: %TRUE on success
  *
@@ -467,25 +481,10 @@ gboolean
 gab_init_with_context (GMainContext  *app_context,
                        GError       **error)
 {
-  gboolean ok = TRUE;
-
   g_return_val_if_fail (app_context != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  g_mutex_lock (&lock);
-  if (state == STATE_SHUT_DOWN)
-    state = STATE_NONE;
-  if (state == STATE_NONE)
-    ok = start_locked (app_context, error);
-  else if (state != STATE_RUNNING || context != app_context)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                           "The gasyncbridge runtime is already running on "
-                           "another GMainContext");
-      ok = FALSE;
-    }
-  g_mutex_unlock (&lock);
-  return ok;
+  return runtime_init (app_context, error);
 }
 
 /* Implicit first use: like gab_init(), but a runtime that was shut down

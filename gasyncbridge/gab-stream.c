@@ -29,7 +29,6 @@ static PyObject *writer_class;
 
 typedef struct
 {
-  gatomicrefcount ref_count;
   GObject *stream;    /* a GInputStream or a GOutputStream */
   /* runtime thread */
   GQueue   waiting;   /* StreamOp *, not started */
@@ -54,21 +53,20 @@ typedef struct
   gboolean    has_view;
 } StreamOp;
 
-static StreamCore *
-stream_core_ref (StreamCore *core)
+/* The last reference to a core went (a GLib reference-counted box). */
+static void
+stream_core_clear (gpointer data)
 {
-  g_atomic_ref_count_inc (&core->ref_count);
-  return core;
+  StreamCore *core = data;
+
+  g_assert (core->waiting.length == 0);
+  g_object_unref (core->stream);
 }
 
 static void
 stream_core_unref (StreamCore *core)
 {
-  if (!g_atomic_ref_count_dec (&core->ref_count))
-    return;
-  g_assert (core->waiting.length == 0);
-  g_object_unref (core->stream);
-  g_free (core);
+  g_atomic_rc_box_release_full (core, stream_core_clear);
 }
 
 static void stream_run_next (StreamCore *core);
@@ -83,7 +81,7 @@ stream_op_ready (GObject      *source,
   /* Returning the task may complete the Python future at once, and the op
    * (and the last other reference to the core) may be freed meanwhile on
    * the loop thread: neither is touched after, but for our own ref. */
-  StreamCore *core = stream_core_ref (op->core);
+  StreamCore *core = g_atomic_rc_box_acquire (op->core);
   GTask *task = g_steal_pointer (&op->task);
   GError *error = NULL;
 
@@ -122,7 +120,7 @@ stream_run_next (StreamCore *core)
   StreamOp *op;
 
   /* Completing a task may free its op, and with it a reference to us. */
-  stream_core_ref (core);
+  g_atomic_rc_box_acquire (core);
   while (!core->busy && (op = g_queue_pop_head (&core->waiting)) != NULL)
     {
       GCancellable *cancellable = g_task_get_cancellable (op->task);
@@ -236,8 +234,7 @@ gio_stream_new (GObject *stream)
 
   if (self == NULL)
     return NULL;
-  self->core = g_new0 (StreamCore, 1);
-  g_atomic_ref_count_init (&self->core->ref_count);
+  self->core = g_atomic_rc_box_new0 (StreamCore);
   self->core->stream = g_object_ref (stream);
   return (PyObject *) self;
 }
@@ -249,7 +246,7 @@ stream_op_new (GioStream *self,
   StreamOp *op = g_new0 (StreamOp, 1);
 
   op->kind = kind;
-  op->core = stream_core_ref (self->core);
+  op->core = g_atomic_rc_box_acquire (self->core);
   return op;
 }
 
@@ -378,33 +375,28 @@ static PyGetSetDef gio_stream_getset[] = {
 };
 
 static PyTypeObject GioStream_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge._GioStream",
-  .tp_basicsize = sizeof (GioStream),
-  .tp_flags = Py_TPFLAGS_DEFAULT,
+  GAB_PY_TYPE_HEAD ("gasyncbridge._GioStream", GioStream,
+                    Py_TPFLAGS_DEFAULT,
+                    "One GIO stream's calls as asyncio futures, run one at a time in order."),
   .tp_dealloc = gio_stream_dealloc,
   .tp_repr = gio_stream_repr,
   .tp_methods = gio_stream_methods,
   .tp_getset = gio_stream_getset,
-  .tp_doc = "One GIO stream's calls as asyncio futures, run one at a time in order.",
 };
 
 /* GIL: compile the reader and writer classes, once. */
 static gboolean
 stream_start (void)
 {
-  PyObject *globals, *names;
+  PyObject *globals;
 
   if (reader_class != NULL)
     return TRUE;
   if (PyType_Ready (&GioStream_Type) < 0)
     return FALSE;
-  names = Py_BuildValue ("{s:O}", "_GioStream", (PyObject *) &GioStream_Type);
-  if (names == NULL)
-    return FALSE;
   /* The classes' __module__: where users meet them. */
-  globals = gab_py_run_file (&gab_py_source_stream, "gasyncbridge", names);
-  Py_DECREF (names);
+  globals = gab_py_run_file (&gab_py_source_stream, "gasyncbridge",
+                             "_GioStream", (PyObject *) &GioStream_Type);
   if (globals == NULL)
     return FALSE;
   reader_class = Py_XNewRef (PyDict_GetItemString (globals, "StreamReader"));
@@ -417,6 +409,33 @@ static GabSubsystem stream_subsystem = {
   .name = "stream",
   .start = stream_start,
 };
+
+/* GIL: @klass (reader_class or writer_class), compiled on first use. */
+static PyObject *
+stream_class (PyObject *const *klass)
+{
+  return gab_lifecycle_start (&stream_subsystem) ? *klass : NULL;
+}
+
+/* GIL: @klass called with a new _GioStream over @stream, and with @limit
+ * too when it is positive (the reader's buffer limit). */
+static PyObject *
+stream_wrap (PyObject *const *klass,
+             GObject         *stream,
+             Py_ssize_t       limit)
+{
+  PyObject *gio, *ret;
+
+  if (stream_class (klass) == NULL)
+    return NULL;
+  gio = gio_stream_new (stream);
+  if (gio == NULL)
+    return NULL;
+  ret = limit > 0 ? PyObject_CallFunction (*klass, "On", gio, limit)
+                  : PyObject_CallOneArg (*klass, gio);
+  Py_DECREF (gio);
+  return ret;
+}
 
 /**
  * gab_stream_reader_get_class:
@@ -433,9 +452,7 @@ PyObject *
 gab_stream_reader_get_class (void)
 {
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
-  if (!gab_lifecycle_start (&stream_subsystem))
-    return NULL;
-  return reader_class;
+  return stream_class (&reader_class);
 }
 
 /**
@@ -453,9 +470,7 @@ PyObject *
 gab_stream_writer_get_class (void)
 {
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
-  if (!gab_lifecycle_start (&stream_subsystem))
-    return NULL;
-  return writer_class;
+  return stream_class (&writer_class);
 }
 
 /**
@@ -483,21 +498,12 @@ PyObject *
 gab_stream_reader_new (GInputStream *stream,
                        gssize        limit)
 {
-  PyObject *gio, *reader;
-
   g_return_val_if_fail (G_IS_INPUT_STREAM (stream), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!gab_lifecycle_start (&stream_subsystem))
-    return NULL;
-  gio = gio_stream_new (G_OBJECT (stream));
-  if (gio == NULL)
-    return NULL;
-  reader = PyObject_CallFunction (reader_class, "On", gio,
-                                  limit > 0 ? (Py_ssize_t) limit
-                                            : (Py_ssize_t) GAB_STREAM_DEFAULT_LIMIT);
-  Py_DECREF (gio);
-  return reader;
+  return stream_wrap (&reader_class, G_OBJECT (stream),
+                      limit > 0 ? (Py_ssize_t) limit
+                                : (Py_ssize_t) GAB_STREAM_DEFAULT_LIMIT);
 }
 
 /**
@@ -521,17 +527,8 @@ gab_stream_reader_new (GInputStream *stream,
 PyObject *
 gab_stream_writer_new (GOutputStream *stream)
 {
-  PyObject *gio, *writer;
-
   g_return_val_if_fail (G_IS_OUTPUT_STREAM (stream), NULL);
   g_return_val_if_fail (GAB_GIL_HELD (), NULL);
 
-  if (!gab_lifecycle_start (&stream_subsystem))
-    return NULL;
-  gio = gio_stream_new (G_OBJECT (stream));
-  if (gio == NULL)
-    return NULL;
-  writer = PyObject_CallOneArg (writer_class, gio);
-  Py_DECREF (gio);
-  return writer;
+  return stream_wrap (&writer_class, G_OBJECT (stream), 0);
 }

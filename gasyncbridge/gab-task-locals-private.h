@@ -13,7 +13,6 @@ G_BEGIN_DECLS
 
 struct _GabTaskLocals
 {
-  gatomicrefcount ref_count;
   GabLoopQueue *queue;     /* strong; the loop is reached through it */
   PyObject     *context;   /* strong; dropped with gab_py_decref */
 };

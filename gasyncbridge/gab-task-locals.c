@@ -61,9 +61,8 @@ GabTaskLocals *
 gab_task_locals_new_for_queue (GabLoopQueue *queue,
                                PyObject     *context)
 {
-  GabTaskLocals *locals = g_new (GabTaskLocals, 1);
+  GabTaskLocals *locals = g_atomic_rc_box_new (GabTaskLocals);
 
-  g_atomic_ref_count_init (&locals->ref_count);
   locals->queue = gab_loop_queue_ref (queue);
   locals->context = Py_NewRef (context);
   return locals;
@@ -129,8 +128,17 @@ GabTaskLocals *
 gab_task_locals_ref (GabTaskLocals *locals)
 {
   g_return_val_if_fail (locals != NULL, NULL);
-  g_atomic_ref_count_inc (&locals->ref_count);
-  return locals;
+  return g_atomic_rc_box_acquire (locals);
+}
+
+/* The last reference went (task locals are a GLib reference-counted box). */
+static void
+task_locals_clear (gpointer data)
+{
+  GabTaskLocals *locals = data;
+
+  gab_py_decref (locals->context);
+  gab_loop_queue_unref (locals->queue);
 }
 
 /**
@@ -146,11 +154,7 @@ void
 gab_task_locals_unref (GabTaskLocals *locals)
 {
   g_return_if_fail (locals != NULL);
-  if (!g_atomic_ref_count_dec (&locals->ref_count))
-    return;
-  gab_py_decref (locals->context);
-  gab_loop_queue_unref (locals->queue);
-  g_free (locals);
+  g_atomic_rc_box_release_full (locals, task_locals_clear);
 }
 
 /**

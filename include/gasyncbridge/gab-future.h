@@ -88,4 +88,10 @@ PyObject *gab_future_into_py_full (GabStartFunc    start,
 GAB_EXTERN
 PyObject *gab_future_get_operation_class (void);
 
+GAB_EXTERN
+PyObject *gab_future_finish_none  (GObject        *source_object,
+                                   GAsyncResult   *result,
+                                   gpointer        user_data,
+                                   GError        **error);
+
 G_END_DECLS

@@ -114,22 +114,12 @@ never_start (GCancellable        *cancellable,
   g_cancellable_connect (cancellable, G_CALLBACK (never_cancelled), task, NULL);
 }
 
-static PyObject *
-never_finish (GObject       *source,
-              GAsyncResult  *result,
-              gpointer       user_data,
-              GError       **error)
-{
-  if (!g_task_propagate_boolean (G_TASK (result), error))
-    return NULL;
-  Py_RETURN_NONE;
-}
 
 static PyObject *
 t_never (PyObject *self,
          PyObject *unused)
 {
-  return gab_future_into_py (never_start, never_finish, NULL, NULL);
+  return gab_future_into_py (never_start, gab_future_finish_none, NULL, NULL);
 }
 
 /* ready_flags(value, flags), never_flags(flags): ready() and never() made
@@ -155,7 +145,7 @@ t_never_flags (PyObject *self,
 
   if (!PyArg_ParseTuple (args, "I", &flags))
     return NULL;
-  return gab_future_into_py_full (never_start, never_finish, NULL, NULL, flags);
+  return gab_future_into_py_full (never_start, gab_future_finish_none, NULL, NULL, flags);
 }
 
 /* ---- gated(flags): reports back only when the test says so ------------ */
@@ -201,7 +191,7 @@ t_gated (PyObject *self,
 
   if (!PyArg_ParseTuple (args, "I", &flags))
     return NULL;
-  return gab_future_into_py_full (gated_start, never_finish, NULL, NULL, flags);
+  return gab_future_into_py_full (gated_start, gab_future_finish_none, NULL, NULL, flags);
 }
 
 /* gated_wait(cancelled, timeout): until a gated operation has started (and,
@@ -337,7 +327,7 @@ t_fail (PyObject *self,
   data->domain = g_quark_from_string (domain);
   data->code = code;
   data->message = g_strdup (message);
-  return gab_future_into_py (fail_start, never_finish, data, fail_free);
+  return gab_future_into_py (fail_start, gab_future_finish_none, data, fail_free);
 }
 
 /* ---- finish_raises(exception) ---------------------------------------- */
