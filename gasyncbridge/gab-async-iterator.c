@@ -155,13 +155,10 @@ result_free (Result *result)
 static void
 core_unref (Core *core)
 {
-  Result *result;
-
   if (!g_atomic_ref_count_dec (&core->ref_count))
     return;
   /* Any thread: Python references travel to the next GIL holder. */
-  while ((result = g_queue_pop_head (&core->buffer)) != NULL)
-    result_free (result);
+  g_queue_clear_full (&core->buffer, (GDestroyNotify) result_free);
   gab_py_decref (core->aiter);
   gab_py_decref (core->driver);
   gab_py_decref (core->waiter);
@@ -313,10 +310,17 @@ closed_error (void)
                               "The async iterator is closed");
 }
 
-/* Completes every request of @queue with a copy of @error (or the end). */
+static GError *
+cancelled_error (void)
+{
+  return g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "Operation was cancelled");
+}
+
+/* Completes every request of @queue with a copy of @error, or with the
+ * end (a close request: success). */
 static void
-fail_all (GQueue       *queue,
-          const GError *error)
+complete_all (GQueue       *queue,
+              const GError *error)
 {
   GList *l;
 
@@ -442,20 +446,8 @@ sink_done (PyObject *self,
   PyErr_Clear ();
 
   core_serve (core);
-  {
-    /* Close requests complete once aclose() has run. */
-    GList *l;
-
-    while ((l = core->closers.head) != NULL)
-      {
-        Request *req = l->data;
-
-        request_unlink (req);
-        request_complete (req, NULL,
-                          core->close_error != NULL ? g_error_copy (core->close_error) : NULL);
-        request_unref (req);
-      }
-  }
+  /* Close requests complete once aclose() has run. */
+  complete_all (&core->closers, core->close_error);
   Py_RETURN_NONE;
 }
 
@@ -476,13 +468,11 @@ static PyMethodDef sink_methods[] = {
 };
 
 static PyTypeObject Sink_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge._IteratorSink",
-  .tp_basicsize = sizeof (Sink),
-  .tp_flags = Py_TPFLAGS_DEFAULT,
+  GAB_PY_TYPE_HEAD ("gasyncbridge._IteratorSink", Sink,
+                    Py_TPFLAGS_DEFAULT,
+                    "Where the task driving a Python async iterator for C puts what it gets."),
   .tp_dealloc = sink_dealloc,
   .tp_methods = sink_methods,
-  .tp_doc = "Where the task driving a Python async iterator for C puts what it gets.",
 };
 
 /* GIL. */
@@ -601,19 +591,19 @@ core_serve_locked (Core *core)
         {
           g_autoptr(GError) error = closed_error ();
 
-          fail_all (&core->requests, error);
+          complete_all (&core->requests, error);
         }
       else if (core->ended)
         /* The end is sticky: every later request gets it too. */
-        fail_all (&core->requests, NULL);
+        complete_all (&core->requests, NULL);
       else if (core->driver_done)
-        fail_all (&core->requests, core->dead_error);
+        complete_all (&core->requests, core->dead_error);
       else if (!core->driver_started)
         core_start_driver (core);
       else
         core_wake (core);
       if (core->driver_done && core->requests.length > 0)
-        fail_all (&core->requests, core->dead_error);
+        complete_all (&core->requests, core->dead_error);
     }
   else if (core->driver_started && !core->driver_done && !core->ended
            && !core->closing && core->buffer.length < core->read_ahead)
@@ -624,18 +614,16 @@ core_serve_locked (Core *core)
 static void
 core_close (Core *core)
 {
-  Result *result;
   PyObject *ret;
 
   if (core->closing)
     return;
   core->closing = TRUE;
-  while ((result = g_queue_pop_head (&core->buffer)) != NULL)
-    result_free (result);
+  g_queue_clear_full (&core->buffer, (GDestroyNotify) result_free);
   {
     g_autoptr(GError) error = closed_error ();
 
-    fail_all (&core->requests, error);
+    complete_all (&core->requests, error);
   }
   if (!core->driver_started)
     /* Even a fresh iterator gets its aclose(). */
@@ -675,9 +663,7 @@ request_run (GabLoopItem *item,
     }
   if (req->cancelled)
     {
-      request_complete (req, NULL,
-                        g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                             "Operation was cancelled"));
+      request_complete (req, NULL, cancelled_error ());
       if (req->mode != MODE_CLOSE)
         core_close (core);
       request_unref (req);
@@ -726,9 +712,7 @@ request_cancel_run (GabLoopItem *item,
               gboolean was_waiting = req->waiting_in != NULL;
 
               request_unlink (req);
-              request_complete (req, NULL,
-                                g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                                     "Operation was cancelled"));
+              request_complete (req, NULL, cancelled_error ());
               if (was_waiting)
                 request_unref (req);
             }

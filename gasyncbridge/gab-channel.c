@@ -41,11 +41,10 @@ struct _GabChannel
   gboolean      closed;         /* lock: no more sends */
   GError       *close_error;    /* lock: for the consumer, after the items */
   gboolean      consumer_gone;  /* lock */
-  gboolean      wake_pushed;    /* lock: a wakeup is on its way */
 
   GabReceiverLink consumer;     /* its loop (lock to set), the future it
-                                 * awaits, whether it waits (lock) */
-  GabLoopItem   wake_item;
+                                 * awaits, whether it waits and whether a
+                                 * wakeup is on its way (lock) */
 };
 
 /**
@@ -138,35 +137,16 @@ cancel_data_free (gpointer data)
 
 /* ---- waking the consumer ---------------------------------------------- */
 
+/* The consumer.wake_item pushed by gab_receiver_link_wake_push(). */
 static void
 wake_item_run (GabLoopItem *item,
                gboolean     alive)
 {
-  GabChannel *self = G_STRUCT_MEMBER_P (item, -G_STRUCT_OFFSET (GabChannel, wake_item));
+  GabChannel *self = G_STRUCT_MEMBER_P (item, -G_STRUCT_OFFSET (GabChannel,
+                                                                consumer.wake_item));
 
-  g_mutex_lock (&self->lock);
-  self->wake_pushed = FALSE;
-  self->consumer.waiting = FALSE;
-  g_mutex_unlock (&self->lock);
-  gab_py_waiter_wake (g_steal_pointer (&self->consumer.waiter), alive);
+  gab_receiver_link_wake_waiter (&self->consumer, alive);
   g_object_unref (self);
-}
-
-/* Lock held: whether to push a wakeup (then call wake_push unlocked). */
-static gboolean
-wake_needed (GabChannel *self)
-{
-  if (!self->consumer.waiting || self->wake_pushed || self->consumer.queue == NULL)
-    return FALSE;
-  self->wake_pushed = TRUE;
-  return TRUE;
-}
-
-static void
-wake_push (GabChannel *self)
-{
-  self->wake_item.run = wake_item_run;
-  gab_loop_queue_push (self->consumer.queue, &g_object_ref (self)->wake_item);
 }
 
 /* ---- sending ---------------------------------------------------------- */
@@ -237,7 +217,7 @@ gab_channel_send_async (GabChannel          *self,
   else if (self->items.length < self->capacity && self->senders.length == 0)
     {
       g_queue_push_tail (&self->items, g_steal_pointer (&send->item));
-      wake = wake_needed (self);
+      wake = gab_receiver_link_wake_needed (&self->consumer);
     }
   else
     {
@@ -248,7 +228,7 @@ gab_channel_send_async (GabChannel          *self,
   g_mutex_unlock (&self->lock);
 
   if (wake)
-    wake_push (self);
+    gab_receiver_link_wake_push (&self->consumer, self);
   if (!queued)
     send_complete (send, error);
 }
@@ -334,11 +314,11 @@ gab_channel_close (GabChannel   *self,
   self->closed = TRUE;
   self->close_error = error != NULL ? g_error_copy (error) : NULL;
   senders = steal_senders (self);
-  wake = wake_needed (self);
+  wake = gab_receiver_link_wake_needed (&self->consumer);
   g_mutex_unlock (&self->lock);
 
   if (wake)
-    wake_push (self);
+    gab_receiver_link_wake_push (&self->consumer, self);
   if (senders != NULL)
     {
       g_autoptr(GError) closed = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
@@ -514,6 +494,7 @@ gab_channel_init (GabChannel *self)
 {
   g_mutex_init (&self->lock);
   self->consumer.lock = &self->lock;
+  self->consumer.wake_item.run = wake_item_run;
 }
 
 /**

@@ -553,6 +553,15 @@ gab_python_error_get_exception (const GError *error)
   return Py_NewRef (gab_py_ref_get (priv->exception));
 }
 
+/* @table[@code] of a table of @n errnos indexed by code, or 0. */
+static int
+errno_lookup (const int *table,
+              gsize      n,
+              gint       code)
+{
+  return code >= 0 && (gsize) code < n ? table[code] : 0;
+}
+
 /* The errno an error of @domain and @code means, or 0. */
 static int
 errno_for (GQuark domain,
@@ -581,8 +590,7 @@ errno_for (GQuark domain,
         [G_FILE_ERROR_PERM] = EPERM, [G_FILE_ERROR_NOSYS] = ENOSYS,
       };
 
-      if (code >= 0 && (gsize) code < G_N_ELEMENTS (file_errno))
-        return file_errno[code];
+      return errno_lookup (file_errno, G_N_ELEMENTS (file_errno), code);
     }
   else if (domain == G_SPAWN_ERROR)
     {
@@ -598,9 +606,7 @@ errno_for (GQuark domain,
         [G_SPAWN_ERROR_ISDIR] = EISDIR,
       };
 
-      if (code >= 0 && (gsize) code < G_N_ELEMENTS (spawn_errno)
-          && spawn_errno[code] != 0)
-        return spawn_errno[code];
+      return errno_lookup (spawn_errno, G_N_ELEMENTS (spawn_errno), code);
     }
   return 0;
 }

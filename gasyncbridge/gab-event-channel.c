@@ -39,14 +39,13 @@ struct _GabEventChannel
   gboolean      closed;         /* lock: no more pushes */
   GError       *close_error;    /* lock: for the consumer, after the events */
   gboolean      consumer_gone;  /* lock */
-  gboolean      wake_pushed;    /* lock: a wakeup is on its way */
   guint64       dropped;        /* lock */
   gint          open;           /* atomic: !closed && !consumer_gone */
 
   GabReceiverLink consumer;     /* its loop (lock to set), the future the
                                  * iterator awaits, or the callback;
-                                 * whether it wants a wakeup (lock) */
-  GabLoopItem   wake_item;
+                                 * whether it wants a wakeup and whether
+                                 * one is on its way (lock) */
   GabLoopWatch  watch;          /* GIL: hears the loop close */
 };
 
@@ -146,25 +145,13 @@ free_event (GabEventChannel *self,
 
 /* ---- waking the consumer ---------------------------------------------- */
 
-static void wake_item_run (GabLoopItem *item,
-                           gboolean     alive);
-
-/* Lock held: whether to push a wakeup (then call wake_push unlocked). */
+/* Lock held: whether to push a wakeup (then call
+ * gab_receiver_link_wake_push() unlocked); a consumer that has gone wants
+ * none. */
 static gboolean
 wake_needed (GabEventChannel *self)
 {
-  if (!self->consumer.waiting || self->wake_pushed || self->consumer.queue == NULL
-      || self->consumer_gone)
-    return FALSE;
-  self->wake_pushed = TRUE;
-  return TRUE;
-}
-
-static void
-wake_push (GabEventChannel *self)
-{
-  self->wake_item.run = wake_item_run;
-  gab_loop_queue_push (self->consumer.queue, &g_object_ref (self)->wake_item);
+  return !self->consumer_gone && gab_receiver_link_wake_needed (&self->consumer);
 }
 
 /* GIL, loop thread: hand an exception of the callback to the loop. */
@@ -209,7 +196,7 @@ run_callback_slice (GabEventChannel *self)
       g_mutex_lock (&self->lock);
       if (self->consumer_gone || self->consumer.callback == NULL)
         {
-          self->wake_pushed = FALSE;
+          self->consumer.wake_pushed = FALSE;
           g_mutex_unlock (&self->lock);
           return;
         }
@@ -219,7 +206,7 @@ run_callback_slice (GabEventChannel *self)
           more = self->length > 0;
           if (!more)
             {
-              self->wake_pushed = FALSE;
+              self->consumer.wake_pushed = FALSE;
               self->consumer.waiting = TRUE;
             }
           g_mutex_unlock (&self->lock);
@@ -228,7 +215,7 @@ run_callback_slice (GabEventChannel *self)
       event = ring_pop (self);
       if (event == NULL)
         {
-          self->wake_pushed = FALSE;
+          self->consumer.wake_pushed = FALSE;
           self->consumer.waiting = TRUE;
           g_mutex_unlock (&self->lock);
           break;
@@ -253,32 +240,27 @@ run_callback_slice (GabEventChannel *self)
     }
   if (more)
     /* wake_pushed stays set: this is the one wakeup on its way. */
-    wake_push (self);
+    gab_receiver_link_wake_push (&self->consumer, self);
 }
 
+/* The consumer.wake_item pushed by gab_receiver_link_wake_push(). */
 static void
 wake_item_run (GabLoopItem *item,
                gboolean     alive)
 {
   GabEventChannel *self = G_STRUCT_MEMBER_P (item, -G_STRUCT_OFFSET (GabEventChannel,
-                                                                     wake_item));
+                                                                     consumer.wake_item));
 
   if (!alive)
     {
       g_mutex_lock (&self->lock);
-      self->wake_pushed = FALSE;
+      self->consumer.wake_pushed = FALSE;
       g_mutex_unlock (&self->lock);
     }
   else if (self->consumer.callback != NULL)
     run_callback_slice (self);
   else
-    {
-      g_mutex_lock (&self->lock);
-      self->wake_pushed = FALSE;
-      self->consumer.waiting = FALSE;
-      g_mutex_unlock (&self->lock);
-      gab_py_waiter_wake (g_steal_pointer (&self->consumer.waiter), TRUE);
-    }
+    gab_receiver_link_wake_waiter (&self->consumer, TRUE);
   g_object_unref (self);
 }
 
@@ -349,7 +331,7 @@ gab_event_channel_push (GabEventChannel *self,
 
   free_event (self, drop);
   if (wake)
-    wake_push (self);
+    gab_receiver_link_wake_push (&self->consumer, self);
   return taken;
 }
 
@@ -406,7 +388,7 @@ gab_event_channel_close (GabEventChannel *self,
   wake = wake_needed (self);
   g_mutex_unlock (&self->lock);
   if (wake)
-    wake_push (self);
+    gab_receiver_link_wake_push (&self->consumer, self);
 }
 
 /**
@@ -656,7 +638,7 @@ gab_event_channel_to_python (GabEventChannel *self,
   self->watch.kind = &event_watch_kind;
   gab_loop_queue_watch (self->consumer.queue, &self->watch);
   if (wake)
-    wake_push (self);
+    gab_receiver_link_wake_push (&self->consumer, self);
   return receiver;
 }
 
@@ -689,6 +671,7 @@ gab_event_channel_init (GabEventChannel *self)
 {
   g_mutex_init (&self->lock);
   self->consumer.lock = &self->lock;
+  self->consumer.wake_item.run = wake_item_run;
   self->open = TRUE;
 }
 

@@ -70,7 +70,31 @@ take_kept (GabInputStream *self,
   return n;
 }
 
+/* Keeps @bytes (taken, not empty), the next chunk, and copies what fits
+ * into @buffer. */
+static gsize
+take_chunk (GabInputStream *self,
+            GBytes         *bytes,
+            guint8         *buffer,
+            gsize           count)
+{
+  self->chunk = bytes;
+  self->offset = 0;
+  return take_kept (self, buffer, count);
+}
+
 /* ---- async ----------------------------------------------------------- */
+
+/* After @task (taken) has returned: has its callback dispatched from the
+ * loop if it was made for one (@dispatch_queue, taken). */
+static void
+task_returned (GTask        *task,
+               GabLoopQueue *dispatch_queue)
+{
+  g_object_unref (task);
+  if (dispatch_queue != NULL)
+    gab_caller_task_dispatch (dispatch_queue, FALSE);
+}
 
 typedef struct
 {
@@ -102,9 +126,7 @@ read_return (GTask  *task,
     g_task_return_error (task, error);
   else
     g_task_return_int (task, n);
-  g_object_unref (task);
-  if (queue != NULL)
-    gab_caller_task_dispatch (queue, FALSE);
+  task_returned (task, queue);
 }
 
 static void
@@ -131,11 +153,7 @@ read_next_ready (GObject      *source,
                                            read_next_ready, task);
     }
   else
-    {
-      self->chunk = bytes;
-      self->offset = 0;
-      read_return (task, (gssize) take_kept (self, read->buffer, read->count), NULL);
-    }
+    read_return (task, (gssize) take_chunk (self, bytes, read->buffer, read->count), NULL);
 }
 
 static void
@@ -188,9 +206,7 @@ close_ready (GObject      *source,
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
-  g_object_unref (task);
-  if (queue != NULL)
-    gab_caller_task_dispatch (queue, FALSE);
+  task_returned (task, queue);
 }
 
 static void
@@ -319,9 +335,7 @@ gab_input_stream_read (GInputStream  *stream,
     }
   if (bytes == NULL)
     return 0;
-  self->chunk = bytes;
-  self->offset = 0;
-  return (gssize) take_kept (self, buffer, count);
+  return (gssize) take_chunk (self, bytes, buffer, count);
 }
 
 static gboolean

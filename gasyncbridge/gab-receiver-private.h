@@ -36,6 +36,8 @@ typedef struct
   GMutex       *lock;          /* the channel's, which guards its items */
   GabLoopQueue *queue;         /* the consumer's loop: set under `lock` */
   gboolean      waiting;       /* lock: the consumer wants a wakeup */
+  gboolean      wake_pushed;   /* lock: a wakeup is on its way */
+  GabLoopItem   wake_item;     /* the wakeup; its run is the channel's */
   PyObject     *waiter;        /* GIL: the future `_wait()` returned, for the wakeup */
   PyObject     *callback;      /* GIL: the callback consumer, or NULL */
   gboolean      taken;         /* GIL: the one receiver has been made */
@@ -84,6 +86,25 @@ gpointer  gab_receiver_get_channel (PyObject              *receiver);
 /* Any thread, no GIL (references go through gab_py_decref): frees what
  * @link holds, when its channel is finalized. */
 void      gab_receiver_link_clear  (GabReceiverLink       *link);
+
+/* Waking the consumer: a producer that finds it waiting pushes one wakeup
+ * item to its loop, and no other until the wakeup has run, so that a
+ * burst of items costs one cross-thread wakeup. */
+
+/* The channel's lock held: whether to push a wakeup (then call
+ * gab_receiver_link_wake_push() unlocked). TRUE when the consumer waits,
+ * its loop is known and no wakeup is on its way; one is, from now on. */
+gboolean  gab_receiver_link_wake_needed (GabReceiverLink  *link);
+/* Any thread, no lock: pushes @link's wake_item to the consumer's loop,
+ * with a reference to @channel (the GObject @link is in) that the item's
+ * run drops. */
+void      gab_receiver_link_wake_push   (GabReceiverLink  *link,
+                                         gpointer          channel);
+/* GIL, loop thread, from the wake_item's run: wakes an iterating
+ * consumer. It waits no more, and the future it awaits is resolved (if
+ * @alive) and let go. */
+void      gab_receiver_link_wake_waiter (GabReceiverLink  *link,
+                                         gboolean          alive);
 
 /* Methods for the kinds' method tables (METH_NOARGS); the core puts
  * `_take` and `_wait` before them. */

@@ -120,15 +120,13 @@ static PyAsyncMethods ready_async = {
 };
 
 static PyTypeObject Ready_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge._ReadyEvent",
-  .tp_basicsize = sizeof (Ready),
-  .tp_flags = Py_TPFLAGS_DEFAULT,
+  GAB_PY_TYPE_HEAD ("gasyncbridge._ReadyEvent", Ready,
+                    Py_TPFLAGS_DEFAULT,
+                    "An event that is there already (what EventReceiver.__anext__ returns)."),
   .tp_dealloc = ready_dealloc,
   .tp_as_async = &ready_async,
   .tp_iter = PyObject_SelfIter,
   .tp_iternext = ready_iternext,
-  .tp_doc = "An event that is there already (what EventReceiver.__anext__ returns).",
 };
 
 /* ---- taking and waiting ----------------------------------------------- */
@@ -459,4 +457,34 @@ gab_receiver_link_clear (GabReceiverLink *link)
   g_clear_pointer (&link->queue, gab_loop_queue_unref);
   gab_py_decref (g_steal_pointer (&link->waiter));
   gab_py_decref (g_steal_pointer (&link->callback));
+}
+
+/* ---- waking the consumer ---------------------------------------------- */
+
+gboolean
+gab_receiver_link_wake_needed (GabReceiverLink *link)
+{
+  if (!link->waiting || link->wake_pushed || link->queue == NULL)
+    return FALSE;
+  link->wake_pushed = TRUE;
+  return TRUE;
+}
+
+void
+gab_receiver_link_wake_push (GabReceiverLink *link,
+                             gpointer         channel)
+{
+  g_object_ref (channel);
+  gab_loop_queue_push (link->queue, &link->wake_item);
+}
+
+void
+gab_receiver_link_wake_waiter (GabReceiverLink *link,
+                               gboolean         alive)
+{
+  g_mutex_lock (link->lock);
+  link->wake_pushed = FALSE;
+  link->waiting = FALSE;
+  g_mutex_unlock (link->lock);
+  gab_py_waiter_wake (g_steal_pointer (&link->waiter), alive);
 }

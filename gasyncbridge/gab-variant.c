@@ -150,15 +150,17 @@ fail:
   return NULL;
 }
 
+/* Arrays give a list; tuples and bare dict entries a tuple. */
 static PyObject *
-array_to_list (GVariant *value)
+children_to_sequence (GVariant *value,
+                      gboolean  tuple)
 {
   gsize n = g_variant_n_children (value);
-  PyObject *list;
+  PyObject *sequence;
   gsize i;
 
-  list = PyList_New ((Py_ssize_t) n);
-  if (list == NULL)
+  sequence = tuple ? PyTuple_New ((Py_ssize_t) n) : PyList_New ((Py_ssize_t) n);
+  if (sequence == NULL)
     return NULL;
 
   for (i = 0; i < n; i++)
@@ -168,42 +170,17 @@ array_to_list (GVariant *value)
 
       if (item == NULL)
         {
-          /* The slots not filled yet are NULL, which the list handles. */
-          Py_DECREF (list);
+          /* The slots not filled yet are NULL, which both types handle. */
+          Py_DECREF (sequence);
           return NULL;
         }
-      PyList_SET_ITEM (list, (Py_ssize_t) i, item);
+      if (tuple)
+        PyTuple_SET_ITEM (sequence, (Py_ssize_t) i, item);
+      else
+        PyList_SET_ITEM (sequence, (Py_ssize_t) i, item);
     }
 
-  return list;
-}
-
-/* Tuples and bare dict entries. */
-static PyObject *
-children_to_tuple (GVariant *value)
-{
-  gsize n = g_variant_n_children (value);
-  PyObject *tuple;
-  gsize i;
-
-  tuple = PyTuple_New ((Py_ssize_t) n);
-  if (tuple == NULL)
-    return NULL;
-
-  for (i = 0; i < n; i++)
-    {
-      g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
-      PyObject *item = variant_to_python (child);
-
-      if (item == NULL)
-        {
-          Py_DECREF (tuple);
-          return NULL;
-        }
-      PyTuple_SET_ITEM (tuple, (Py_ssize_t) i, item);
-    }
-
-  return tuple;
+  return sequence;
 }
 
 static PyObject *
@@ -242,12 +219,12 @@ container_to_python (GVariant *value)
           }
         if (g_variant_type_is_dict_entry (element))
           return array_to_dict (value);
-        return array_to_list (value);
+        return children_to_sequence (value, FALSE);
       }
 
     case G_VARIANT_CLASS_TUPLE:
     case G_VARIANT_CLASS_DICT_ENTRY:
-      return children_to_tuple (value);
+      return children_to_sequence (value, TRUE);
 
     default:
       g_assert_not_reached ();
@@ -457,6 +434,51 @@ set_type_error (GError             **error,
                expected, TYPE_ARGS (type), PY_TYPE_NAME (object));
 }
 
+/* Reading the @what ("elements", "members", "items", "buffer") of @object
+ * raised: @error says so, and for which GVariant @type (%NULL when
+ * inferring). */
+static void
+set_read_error (GError             **error,
+                const char          *what,
+                PyObject            *object,
+                const GVariantType  *type)
+{
+  if (type == NULL)
+    set_error_from_exception (error, "cannot read the %s of Python object "
+                              "of type '%s'", what, PY_TYPE_NAME (object));
+  else
+    set_error_from_exception (error, "cannot read the %s of Python object "
+                              "of type '%s' for GVariant type '%.*s'",
+                              what, PY_TYPE_NAME (object), TYPE_ARGS (type));
+}
+
+/* Making a number of @object for @type raised. */
+static void
+set_number_error (GError             **error,
+                  PyObject            *object,
+                  const GVariantType  *type)
+{
+  set_error_from_exception (error,
+                            "cannot convert Python object of type '%s' "
+                            "to GVariant type '%.*s'",
+                            PY_TYPE_NAME (object), TYPE_ARGS (type));
+}
+
+/* @number, the value of @object, does not fit in @type. */
+static void
+set_range_error (GError             **error,
+                 PyObject            *number,
+                 PyObject            *object,
+                 const GVariantType  *type)
+{
+  g_autofree char *text = describe (number, FALSE);
+
+  g_set_error (error, GAB_ERROR, GAB_ERROR_CONVERSION,
+               "value %s out of range for GVariant type '%.*s' "
+               "(Python object of type '%s')",
+               text, TYPE_ARGS (type), PY_TYPE_NAME (object));
+}
+
 static void
 variant_unref0 (gpointer value)
 {
@@ -475,6 +497,22 @@ typedef struct
     if (!(self)->too_deep) \
       g_prefix_error ((error), __VA_ARGS__); \
   } G_STMT_END
+
+/* Prefixes @error with the @key of the dict entry whose key (or, if
+ * @value, whose value) failed. */
+static void
+prefix_entry_error (Converter  *self,
+                    GError    **error,
+                    PyObject   *key,
+                    gboolean    value)
+{
+  g_autofree char *text = NULL;
+
+  if (self->too_deep)
+    return;
+  text = describe (key, TRUE);
+  g_prefix_error (error, "%skey %s: ", value ? "value for " : "", text);
+}
 
 /* Called for each Python container, with @depth the number of containers
  * around it: the container itself is level @depth + 1. */
@@ -532,34 +570,24 @@ string_to_variant (PyObject            *object,
       return NULL;
     }
 
-  if (g_variant_type_equal (type, G_VARIANT_TYPE_OBJECT_PATH))
+  if (g_variant_type_equal (type, G_VARIANT_TYPE_OBJECT_PATH)
+      || g_variant_type_equal (type, G_VARIANT_TYPE_SIGNATURE))
     {
-      if (!g_variant_is_object_path (utf8))
+      gboolean path = g_variant_type_equal (type, G_VARIANT_TYPE_OBJECT_PATH);
+
+      if (!(path ? g_variant_is_object_path (utf8) : g_variant_is_signature (utf8)))
         {
           g_autofree char *text = describe (object, TRUE);
 
           g_set_error (error, GAB_ERROR, GAB_ERROR_CONVERSION,
                        "%s (Python object of type '%s') is not a valid "
-                       "object path for GVariant type 'o'",
-                       text, PY_TYPE_NAME (object));
+                       "%s for GVariant type '%.*s'",
+                       text, PY_TYPE_NAME (object),
+                       path ? "object path" : "signature", TYPE_ARGS (type));
           return NULL;
         }
-      return g_variant_ref_sink (g_variant_new_object_path (utf8));
-    }
-
-  if (g_variant_type_equal (type, G_VARIANT_TYPE_SIGNATURE))
-    {
-      if (!g_variant_is_signature (utf8))
-        {
-          g_autofree char *text = describe (object, TRUE);
-
-          g_set_error (error, GAB_ERROR, GAB_ERROR_CONVERSION,
-                       "%s (Python object of type '%s') is not a valid "
-                       "signature for GVariant type 'g'",
-                       text, PY_TYPE_NAME (object));
-          return NULL;
-        }
-      return g_variant_ref_sink (g_variant_new_signature (utf8));
+      return g_variant_ref_sink (path ? g_variant_new_object_path (utf8)
+                                      : g_variant_new_signature (utf8));
     }
 
   return g_variant_ref_sink (g_variant_new_string (utf8));
@@ -586,10 +614,7 @@ buffer_to_bytestring (PyObject  *object,
   PyErr_Clear ();
   if (PyObject_GetBuffer (object, &view, PyBUF_FULL_RO) < 0)
     {
-      set_error_from_exception (error,
-                                "cannot read the buffer of Python object of "
-                                "type '%s' for GVariant type 'ay'",
-                                PY_TYPE_NAME (object));
+      set_read_error (error, "buffer", object, G_VARIANT_TYPE_BYTESTRING);
       return NULL;
     }
 
@@ -598,10 +623,7 @@ buffer_to_bytestring (PyObject  *object,
     {
       PyBuffer_Release (&view);
       g_free (data);
-      set_error_from_exception (error,
-                                "cannot read the buffer of Python object of "
-                                "type '%s' for GVariant type 'ay'",
-                                PY_TYPE_NAME (object));
+      set_read_error (error, "buffer", object, G_VARIANT_TYPE_BYTESTRING);
       return NULL;
     }
 
@@ -633,10 +655,7 @@ int_to_variant (PyObject            *object,
       number = PyNumber_Index (object);
       if (number == NULL)
         {
-          set_error_from_exception (error,
-                                    "cannot convert Python object of type "
-                                    "'%s' to GVariant type '%.*s'",
-                                    PY_TYPE_NAME (object), TYPE_ARGS (type));
+          set_number_error (error, object, type);
           return NULL;
         }
     }
@@ -649,10 +668,7 @@ int_to_variant (PyObject            *object,
   value = PyLong_AsLongLongAndOverflow (number, &overflow);
   if (value == -1 && PyErr_Occurred ())
     {
-      set_error_from_exception (error,
-                                "cannot convert Python object of type '%s' "
-                                "to GVariant type '%.*s'",
-                                PY_TYPE_NAME (object), TYPE_ARGS (type));
+      set_number_error (error, object, type);
       Py_DECREF (number);
       return NULL;
     }
@@ -707,14 +723,7 @@ int_to_variant (PyObject            *object,
     }
 
   if (result == NULL)
-    {
-      g_autofree char *text = describe (number, FALSE);
-
-      g_set_error (error, GAB_ERROR, GAB_ERROR_CONVERSION,
-                   "value %s out of range for GVariant type '%.*s' "
-                   "(Python object of type '%s')",
-                   text, TYPE_ARGS (type), PY_TYPE_NAME (object));
-    }
+    set_range_error (error, number, object, type);
 
   Py_DECREF (number);
   return result != NULL ? g_variant_ref_sink (result) : NULL;
@@ -740,23 +749,15 @@ double_to_variant (PyObject            *object,
   number = PyNumber_Index (object);
   if (number == NULL)
     {
-      set_error_from_exception (error,
-                                "cannot convert Python object of type '%s' "
-                                "to GVariant type 'd'", PY_TYPE_NAME (object));
+      set_number_error (error, object, type);
       return NULL;
     }
 
   value = PyLong_AsDouble (number);
   if (value == -1.0 && PyErr_Occurred ())
     {
-      g_autofree char *text = NULL;
-
       PyErr_Clear ();
-      text = describe (number, FALSE);
-      g_set_error (error, GAB_ERROR, GAB_ERROR_CONVERSION,
-                   "value %s out of range for GVariant type 'd' "
-                   "(Python object of type '%s')",
-                   text, PY_TYPE_NAME (object));
+      set_range_error (error, number, object, type);
       Py_DECREF (number);
       return NULL;
     }
@@ -849,8 +850,7 @@ infer_list (Converter  *self,
   items = PySequence_Tuple (object);
   if (items == NULL)
     {
-      set_error_from_exception (error, "cannot read the elements of Python "
-                                "object of type '%s'", PY_TYPE_NAME (object));
+      set_read_error (error, "elements", object, NULL);
       return NULL;
     }
 
@@ -936,8 +936,7 @@ infer_dict (Converter  *self,
   items = PyDict_Items (object);
   if (items == NULL)
     {
-      set_error_from_exception (error, "cannot read the items of Python "
-                                "object of type '%s'", PY_TYPE_NAME (object));
+      set_read_error (error, "items", object, NULL);
       return NULL;
     }
   n = PyList_GET_SIZE (items);
@@ -985,9 +984,7 @@ infer_dict (Converter  *self,
                           : int_to_variant (key, key_type, error);
       if (key_value == NULL)
         {
-          g_autofree char *text = describe (key, TRUE);
-
-          g_prefix_error (error, "key %s: ", text);
+          prefix_entry_error (self, error, key, FALSE);
           goto fail;
         }
 
@@ -995,12 +992,7 @@ infer_dict (Converter  *self,
       if (value == NULL)
         {
           g_variant_unref (key_value);
-          if (!self->too_deep)
-            {
-              g_autofree char *text = describe (key, TRUE);
-
-              g_prefix_error (error, "value for key %s: ", text);
-            }
+          prefix_entry_error (self, error, key, TRUE);
           goto fail;
         }
 
@@ -1104,8 +1096,7 @@ convert_dict_entry (Converter           *self,
   items = PySequence_Tuple (pair);
   if (items == NULL)
     {
-      set_error_from_exception (error, "cannot read the members of Python "
-                                "object of type '%s'", PY_TYPE_NAME (pair));
+      set_read_error (error, "members", pair, NULL);
       return NULL;
     }
 
@@ -1124,12 +1115,7 @@ convert_dict_entry (Converter           *self,
   key_value = convert (self, key, g_variant_type_key (type), depth + 1, error);
   if (key_value == NULL)
     {
-      if (!self->too_deep)
-        {
-          g_autofree char *text = describe (key, TRUE);
-
-          g_prefix_error (error, "key %s: ", text);
-        }
+      prefix_entry_error (self, error, key, FALSE);
       Py_DECREF (items);
       return NULL;
     }
@@ -1138,12 +1124,7 @@ convert_dict_entry (Converter           *self,
                    g_variant_type_value (type), depth + 1, error);
   if (value == NULL)
     {
-      if (!self->too_deep)
-        {
-          g_autofree char *text = describe (key, TRUE);
-
-          g_prefix_error (error, "value for key %s: ", text);
-        }
+      prefix_entry_error (self, error, key, TRUE);
       g_variant_unref (key_value);
       Py_DECREF (items);
       return NULL;
@@ -1165,6 +1146,7 @@ convert_array (Converter           *self,
 {
   const GVariantType *element = g_variant_type_element (type);
   gboolean entries = g_variant_type_is_dict_entry (element);
+  gboolean mapping;
   GVariantBuilder builder;
   PyObject *items;
   Py_ssize_t n, i;
@@ -1173,44 +1155,8 @@ convert_array (Converter           *self,
       PyObject_CheckBuffer (object))
     return buffer_to_bytestring (object, error);
 
-  if (entries && is_mapping (object))
-    {
-      if (!check_depth (self, depth, error))
-        return NULL;
-      items = PyDict_Check (object) ? PyDict_Items (object)
-                                    : PyMapping_Items (object);
-      if (items == NULL)
-        {
-          set_error_from_exception (error, "cannot read the items of Python "
-                                    "object of type '%s' for GVariant type "
-                                    "'%.*s'", PY_TYPE_NAME (object),
-                                    TYPE_ARGS (type));
-          return NULL;
-        }
-
-      g_variant_builder_init (&builder, type);
-      n = PyList_GET_SIZE (items);
-      for (i = 0; i < n; i++)
-        {
-          /* The pair is the mapping's own level: no depth of its own. */
-          GVariant *entry = convert_dict_entry (self, PyList_GET_ITEM (items, i),
-                                                element, depth, error);
-
-          if (entry == NULL)
-            {
-              g_variant_builder_clear (&builder);
-              Py_DECREF (items);
-              return NULL;
-            }
-          g_variant_builder_add_value (&builder, entry);
-          g_variant_unref (entry);
-        }
-
-      Py_DECREF (items);
-      return g_variant_ref_sink (g_variant_builder_end (&builder));
-    }
-
-  if (!is_sequence (object))
+  mapping = entries && is_mapping (object);
+  if (!mapping && !is_sequence (object))
     {
       const char *expected = "a sequence (list or tuple)";
 
@@ -1224,25 +1170,36 @@ convert_array (Converter           *self,
   if (!check_depth (self, depth, error))
     return NULL;
 
-  items = PySequence_Tuple (object);
+  /* A list of the (key, value) pairs of a mapping, or a tuple of the
+   * elements of a sequence. */
+  if (mapping)
+    items = PyDict_Check (object) ? PyDict_Items (object) : PyMapping_Items (object);
+  else
+    items = PySequence_Tuple (object);
   if (items == NULL)
     {
-      set_error_from_exception (error, "cannot read the elements of Python "
-                                "object of type '%s' for GVariant type '%.*s'",
-                                PY_TYPE_NAME (object), TYPE_ARGS (type));
+      set_read_error (error, mapping ? "items" : "elements", object, type);
       return NULL;
     }
 
   g_variant_builder_init (&builder, type);
-  n = PyTuple_GET_SIZE (items);
+  n = PySequence_Fast_GET_SIZE (items);
   for (i = 0; i < n; i++)
     {
-      GVariant *child = convert (self, PyTuple_GET_ITEM (items, i), element,
-                                 depth + 1, error);
+      PyObject *item = PySequence_Fast_GET_ITEM (items, i);
+      GVariant *child;
 
+      if (mapping)
+        /* The pair is the mapping's own level: no depth of its own. */
+        child = convert_dict_entry (self, item, element, depth, error);
+      else
+        {
+          child = convert (self, item, element, depth + 1, error);
+          if (child == NULL)
+            prefix_error (self, error, "element %" G_GSSIZE_FORMAT ": ", i);
+        }
       if (child == NULL)
         {
-          prefix_error (self, error, "element %" G_GSSIZE_FORMAT ": ", i);
           g_variant_builder_clear (&builder);
           Py_DECREF (items);
           return NULL;
@@ -1279,9 +1236,7 @@ convert_tuple (Converter           *self,
   items = PySequence_Tuple (object);
   if (items == NULL)
     {
-      set_error_from_exception (error, "cannot read the members of Python "
-                                "object of type '%s' for GVariant type '%.*s'",
-                                PY_TYPE_NAME (object), TYPE_ARGS (type));
+      set_read_error (error, "members", object, type);
       return NULL;
     }
 
