@@ -60,6 +60,45 @@ gab_module_filename_to_python (const char *name,
   return PyUnicode_DecodeFSDefault (name);
 }
 
+GBytes *
+gab_module_data_bytes (PyObject    *data,
+                       const char  *what,
+                       gboolean     none_ok,
+                       PyObject   **owner)
+{
+  Py_buffer view;
+  GBytes *bytes;
+
+  *owner = NULL;
+  if (PyUnicode_Check (data))
+    {
+      PyErr_Format (PyExc_TypeError,
+                    "%s must be a bytes-like object%s, not str (encode it first)",
+                    what, none_ok ? " or None" : "");
+      return NULL;
+    }
+  if (PyObject_GetBuffer (data, &view, PyBUF_SIMPLE) < 0)
+    return NULL;
+  /* Empty data needs a non-NULL pointer: GIO's writes reject NULL (and then
+   * never call back), and g_bytes_new() of nothing gives NULL. */
+  if (view.len == 0)
+    bytes = g_bytes_new_static ("", 0);
+  else if (PyBytes_CheckExact (data))
+    {
+      /* No copy: a bytes object never changes and its buffer never moves,
+       * so GIO's threads may read it without the GIL while @owner holds
+       * it. The GBytes does not own the memory. */
+      bytes = g_bytes_new_static (view.buf, (gsize) view.len);
+      *owner = Py_NewRef (data);
+    }
+  else
+    /* A copy: the caller may change a bytearray (or what a memoryview
+     * shows) while GIO reads it. */
+    bytes = g_bytes_new (view.buf, (gsize) view.len);
+  PyBuffer_Release (&view);
+  return bytes;
+}
+
 /* GIL: an environment value or key (str, bytes or os.PathLike) as bytes. */
 static gboolean
 env_item (PyObject    *object,

@@ -217,13 +217,11 @@ static PyMethodDef subscription_methods[] = {
 };
 
 static PyTypeObject Subscription_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge._DBusSubscription",
-  .tp_basicsize = sizeof (Subscription),
+  GAB_PY_TYPE_HEAD ("gasyncbridge._DBusSubscription", Subscription,
+                    Py_TPFLAGS_DEFAULT,
+                    "A D-Bus signal subscription on the runtime thread (see gasyncbridge.dbus)."),
   .tp_base = &gab_event_source_type,
-  .tp_flags = Py_TPFLAGS_DEFAULT,
   .tp_methods = subscription_methods,
-  .tp_doc = "A D-Bus signal subscription on the runtime thread (see gasyncbridge.dbus).",
 };
 
 typedef struct
@@ -333,6 +331,24 @@ subscribe_finish (GObject       *source,
   return (PyObject *) self;
 }
 
+/* GIL: the maxsize argument of _dbus_subscribe and _dbus_register. */
+static gboolean
+maxsize_from_python (PyObject *value,
+                     guint    *maxsize)
+{
+  Py_ssize_t n = PyLong_AsSsize_t (value);
+
+  if (n == -1 && PyErr_Occurred ())
+    return FALSE;
+  if (n < 1 || n > G_MAXINT)
+    {
+      PyErr_Format (PyExc_ValueError, "maxsize must be at least 1, not %zd", n);
+      return FALSE;
+    }
+  *maxsize = (guint) n;
+  return TRUE;
+}
+
 static gboolean
 optional_string (PyObject    *value,
                  const char  *what,
@@ -364,7 +380,7 @@ gab_module_dbus_subscribe (PyObject        *module,
 {
   GDBusConnection *connection;
   SubscribeCall *call;
-  Py_ssize_t maxsize;
+  guint maxsize;
   GabEventOverflow overflow;
 
   if (nargs != 8)
@@ -373,12 +389,8 @@ gab_module_dbus_subscribe (PyObject        *module,
                                                            "subscribe");
   if (connection == NULL)
     return NULL;
-  maxsize = PyLong_AsSsize_t (args[6]);
-  if (maxsize == -1 && PyErr_Occurred ())
-    return NULL;
-  if (maxsize < 1 || maxsize > G_MAXINT)
-    return PyErr_Format (PyExc_ValueError, "maxsize must be at least 1, not %zd", maxsize);
-  if (!gab_module_overflow_from_python (args[7], &overflow))
+  if (!maxsize_from_python (args[6], &maxsize)
+      || !gab_module_overflow_from_python (args[7], &overflow))
     return NULL;
 
   call = g_new0 (SubscribeCall, 1);
@@ -393,7 +405,7 @@ gab_module_dbus_subscribe (PyObject        *module,
       return NULL;
     }
   call->flags = G_DBUS_SIGNAL_FLAGS_NONE;
-  call->channel = gab_event_channel_new ((guint) maxsize, overflow, signal_message_convert,
+  call->channel = gab_event_channel_new (maxsize, overflow, signal_message_convert,
                                          NULL, signal_message_free);
   call->receiver = gab_event_channel_to_python (call->channel, NULL);
   if (call->receiver == NULL)
@@ -761,14 +773,12 @@ static PyGetSetDef method_call_getset[] = {
 };
 
 static PyTypeObject MethodCall_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge.dbus.MethodCall",
-  .tp_basicsize = sizeof (MethodCall),
-  .tp_flags = Py_TPFLAGS_DEFAULT,
+  GAB_PY_TYPE_HEAD ("gasyncbridge.dbus.MethodCall", MethodCall,
+                    Py_TPFLAGS_DEFAULT,
+                    "One D-Bus method call to an exported object, replied to once."),
   .tp_dealloc = method_call_dealloc,
   .tp_methods = method_call_methods,
   .tp_getset = method_call_getset,
-  .tp_doc = "One D-Bus method call to an exported object, replied to once.",
 };
 
 /* Runtime thread, no GIL. */
@@ -1019,14 +1029,12 @@ static PyGetSetDef registration_getset[] = {
 };
 
 static PyTypeObject Registration_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge._DBusRegistration",
-  .tp_basicsize = sizeof (Registration),
+  GAB_PY_TYPE_HEAD ("gasyncbridge._DBusRegistration", Registration,
+                    Py_TPFLAGS_DEFAULT,
+                    "An object exported on the runtime thread (see gasyncbridge.dbus.export)."),
   .tp_base = &gab_event_source_type,
-  .tp_flags = Py_TPFLAGS_DEFAULT,
   .tp_methods = registration_methods,
   .tp_getset = registration_getset,
-  .tp_doc = "An object exported on the runtime thread (see gasyncbridge.dbus.export).",
 };
 
 typedef struct
@@ -1084,11 +1092,7 @@ register_start (GCancellable        *cancellable,
         break;
       g_array_append_val (call->ids, id);
     }
-  if (error != NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_boolean (task, TRUE);
-  g_object_unref (task);
+  gab_module_task_return_outcome (&task, &error);
 }
 
 /* Loop thread, GIL. */
@@ -1125,7 +1129,7 @@ gab_module_dbus_register (PyObject        *module,
   GDBusConnection *connection;
   RegisterCall *call;
   const char *path, *xml;
-  Py_ssize_t maxsize;
+  guint maxsize;
   GError *error = NULL;
   GDBusNodeInfo *node;
 
@@ -1143,11 +1147,8 @@ gab_module_dbus_register (PyObject        *module,
     return NULL;
   if (!g_variant_is_object_path (path))
     return PyErr_Format (PyExc_ValueError, "export: %R is not a D-Bus object path", args[1]);
-  maxsize = PyLong_AsSsize_t (args[4]);
-  if (maxsize == -1 && PyErr_Occurred ())
+  if (!maxsize_from_python (args[4], &maxsize))
     return NULL;
-  if (maxsize < 1 || maxsize > G_MAXINT)
-    return PyErr_Format (PyExc_ValueError, "maxsize must be at least 1, not %zd", maxsize);
   node = g_dbus_node_info_new_for_xml (xml, &error);
   if (node == NULL)
     {
@@ -1165,7 +1166,7 @@ gab_module_dbus_register (PyObject        *module,
   call->connection = g_object_ref (connection);
   call->node = node;
   call->path = g_strdup (path);
-  call->channel = gab_event_channel_new ((guint) maxsize, GAB_EVENT_OVERFLOW_DROP_NEWEST,
+  call->channel = gab_event_channel_new (maxsize, GAB_EVENT_OVERFLOW_DROP_NEWEST,
                                          call_event_convert, node, call_event_free);
   call->receiver = gab_event_channel_to_python (call->channel, args[3]);
   if (call->receiver == NULL)

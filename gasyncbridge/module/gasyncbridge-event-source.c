@@ -106,15 +106,13 @@ static PyGetSetDef event_source_getset[] = {
 };
 
 PyTypeObject gab_event_source_type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge._EventSource",
-  .tp_basicsize = sizeof (GabEventSource),
-  .tp_doc = "Something on the runtime thread feeding an EventReceiver, stopped once.",
+  GAB_PY_TYPE_HEAD ("gasyncbridge._EventSource", GabEventSource,
+                    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+                    "Something on the runtime thread feeding an EventReceiver, stopped once."),
   .tp_methods = event_source_methods,
   .tp_getset = event_source_getset,
-  /* The kinds inherit these four: CPython copies the GC flag, tp_traverse
-   * and tp_clear together, when a subtype sets none of them. */
-  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+  /* The kinds inherit these and the GC flag: CPython copies the flag,
+   * tp_traverse and tp_clear together, when a subtype sets none of them. */
   .tp_traverse = event_source_traverse,
   .tp_clear = event_source_clear,
   .tp_dealloc = event_source_dealloc,

@@ -84,49 +84,28 @@ gab_module_replace_contents (PyObject *self,
   PyObject *path, *data;
   const char *etag = NULL;
   int make_backup = 0;
-  Py_buffer view;
+  GBytes *contents;
+  PyObject *owner;
   Replace *replace;
   GFile *file;
 
   if (!PyArg_ParseTupleAndKeywords (args, kwargs, "OO|$zp:replace_contents", kwlist,
                                     &path, &data, &etag, &make_backup))
     return NULL;
-  if (PyUnicode_Check (data))
-    {
-      PyErr_SetString (PyExc_TypeError,
-                       "replace_contents: data must be a bytes-like object, not str "
-                       "(encode it first)");
-      return NULL;
-    }
-  if (PyObject_GetBuffer (data, &view, PyBUF_SIMPLE) < 0)
+  contents = gab_module_data_bytes (data, "replace_contents: data", FALSE, &owner);
+  if (contents == NULL)
     return NULL;
   file = gab_module_file_from_path (path, "replace_contents: path");
   if (file == NULL)
     {
-      PyBuffer_Release (&view);
+      g_bytes_unref (contents);
+      Py_XDECREF (owner);
       return NULL;
     }
   replace = g_new0 (Replace, 1);
   replace->file = file;
-  /* Empty data needs a non-NULL pointer: GIO's replace writes it with
-   * g_output_stream_write_async(), which rejects NULL (and then never calls
-   * back), and g_bytes_new() of nothing gives NULL. */
-  if (view.len == 0)
-    replace->contents = g_bytes_new_static ("", 0);
-  else if (PyBytes_CheckExact (data))
-    {
-      /* No copy: a bytes object never changes and its buffer never moves,
-       * so GIO's threads may read it without the GIL while we hold it. The
-       * GBytes does not own the memory; @data is released with the GIL
-       * once the operation is over. */
-      replace->contents = g_bytes_new_static (view.buf, (gsize) view.len);
-      replace->data = Py_NewRef (data);
-    }
-  else
-    /* A copy: the caller may change a bytearray (or what a memoryview
-     * shows) while we write. */
-    replace->contents = g_bytes_new (view.buf, (gsize) view.len);
-  PyBuffer_Release (&view);
+  replace->contents = contents;
+  replace->data = owner;
   replace->etag = g_strdup (etag);
   replace->make_backup = make_backup;
   return gab_module_gio_future (replace_start, replace_finish, replace,
@@ -611,12 +590,7 @@ list_dir_closed (GObject      *source,
 
   /* A close error matters only when all else went well. */
   if (!g_file_enumerator_close_finish (G_FILE_ENUMERATOR (source), result, &error))
-    {
-      if (self->error == NULL)
-        self->error = error;
-      else
-        g_error_free (error);
-    }
+    gab_module_keep_first_error (&self->error, error);
   list_dir_return (self);
 }
 
@@ -828,10 +802,7 @@ progress_sent (GObject      *source,
     {
       /* The callback raised: that is the copy's outcome, and the copy
        * stops (the partial destination is removed as for a cancel). */
-      if (self->error == NULL)
-        self->error = error;
-      else
-        g_error_free (error);
+      gab_module_keep_first_error (&self->error, error);
       g_cancellable_cancel (self->cancellable);
     }
   if (self->copy_done)
@@ -858,6 +829,15 @@ progress_send (Copy *self)
   gab_task_locals_pop (self->locals);
 }
 
+/* Whether GIO's latest numbers differ from the ones sent last (or none
+ * were sent yet). */
+static gboolean
+progress_is_new (Copy *self)
+{
+  return !self->have_sent || self->current != self->sent_current
+         || self->total != self->sent_total;
+}
+
 static gboolean
 progress_throttle_cb (gpointer data)
 {
@@ -876,10 +856,7 @@ progress_maybe_send (Copy *self)
   gint64 wait;
 
   if (self->call_pending || self->throttle != NULL || self->copy_done
-      || self->error != NULL || !self->have_progress)
-    return;
-  if (self->have_sent && self->current == self->sent_current
-      && self->total == self->sent_total)
+      || self->error != NULL || !self->have_progress || !progress_is_new (self))
     return;
   wait = self->have_sent
          ? self->sent_time + PROGRESS_INTERVAL_USEC - g_get_monotonic_time () : 0;
@@ -934,8 +911,7 @@ copy_try_complete (Copy *self)
   if (self->call_pending)
     return;   /* progress_sent() comes back here */
   if (self->error == NULL && self->progress_id != 0 && self->have_progress
-      && !(self->have_sent && self->current == self->sent_current
-           && self->total == self->sent_total))
+      && progress_is_new (self))
     {
       progress_send (self);
       return;
@@ -963,20 +939,11 @@ copy_ready (GObject      *source,
   Copy *self = data;
   GError *error = NULL;
 
+  /* A progress callback that raised made us cancel: keep its error. */
   if (!g_file_copy_finish (G_FILE (source), result, &error))
-    {
-      /* A progress callback that raised made us cancel: keep its error. */
-      if (self->error == NULL)
-        self->error = error;
-      else
-        g_error_free (error);
-    }
+    gab_module_keep_first_error (&self->error, error);
   self->copy_done = TRUE;
-  if (self->throttle != NULL)
-    {
-      g_source_destroy (self->throttle);
-      g_clear_pointer (&self->throttle, g_source_unref);
-    }
+  gab_module_source_clear (&self->throttle);
   copy_try_complete (self);
 }
 
@@ -1027,17 +994,6 @@ copy_start (GCancellable        *cancellable,
   g_file_query_info_async (self->dst, G_FILE_ATTRIBUTE_STANDARD_TYPE,
                            G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, G_PRIORITY_DEFAULT,
                            cancellable, copy_dst_queried, self);
-}
-
-static PyObject *
-copy_finish (GObject       *source,
-             GAsyncResult  *result,
-             gpointer       user_data,
-             GError       **error)
-{
-  if (!g_task_propagate_boolean (G_TASK (result), error))
-    return NULL;
-  Py_RETURN_NONE;
 }
 
 const char gab_module_copy_doc[] =
@@ -1112,7 +1068,7 @@ gab_module_copy (PyObject *self,
         }
       Py_DECREF (key);
     }
-  return gab_module_gio_future (copy_start, copy_finish, copy, copy_free,
+  return gab_module_gio_future (copy_start, gab_future_finish_none, copy, copy_free,
                                   GAB_FUTURE_CANCEL_WAITS);
 }
 

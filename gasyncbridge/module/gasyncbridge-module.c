@@ -37,23 +37,9 @@ static void
 sleep_complete (Sleep  *self,
                 GError *error)
 {
-  GTask *task = g_steal_pointer (&self->task);
-
-  if (self->timeout != NULL)
-    {
-      g_source_destroy (self->timeout);
-      g_clear_pointer (&self->timeout, g_source_unref);
-    }
-  if (self->cancel != NULL)
-    {
-      g_source_destroy (self->cancel);
-      g_clear_pointer (&self->cancel, g_source_unref);
-    }
-  if (error != NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_boolean (task, TRUE);
-  g_object_unref (task);
+  gab_module_source_clear (&self->timeout);
+  gab_module_source_clear (&self->cancel);
+  gab_module_task_return_outcome (&self->task, &error);
 }
 
 static gboolean
@@ -84,10 +70,7 @@ sleep_start (GCancellable        *cancellable,
   self->task = g_task_new (NULL, cancellable, callback, callback_data);
   if (self->seconds <= 0)
     {
-      GTask *task = g_steal_pointer (&self->task);
-
-      g_task_return_boolean (task, TRUE);
-      g_object_unref (task);
+      sleep_complete (self, NULL);   /* no sources yet */
       return;
     }
   if (self->seconds < G_MAXUINT / 1000.0)

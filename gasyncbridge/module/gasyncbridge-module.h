@@ -32,6 +32,15 @@ GFile    *gab_module_file_from_path  (PyObject    *path,
 /* A GIO filename as os.listdir gives it: bytes if @as_bytes, else str. */
 PyObject *gab_module_filename_to_python (const char *name,
                                          gboolean    as_bytes);
+/* A bytes-like object (not str) as a GBytes for GIO to read without the
+ * GIL, its data never NULL, even when empty. A bytes object is not
+ * copied: *@owner then holds it, for the caller to drop with the GIL once
+ * GIO is done (else NULL). @none_ok: the caller takes None too (for the
+ * message). */
+GBytes   *gab_module_data_bytes      (PyObject    *data,
+                                      const char  *what,
+                                      gboolean     none_ok,
+                                      PyObject   **owner);
 /* A mapping of non-empty keys without '=' as a NULL-terminated
  * "KEY=VALUE" array (transfer full). */
 gchar   **gab_module_parse_env       (PyObject    *env,
@@ -59,6 +68,13 @@ gboolean  gab_module_check_fork_child (void);
  * steps, which keep their first error until the last step. */
 void      gab_module_task_return_outcome (GTask  **task_slot,
                                           GError **error_slot);
+/* Keep @error (transfer full) in *@error_slot, unless an earlier one is
+ * kept there already: the first error is the operation's outcome. */
+void      gab_module_keep_first_error (GError **error_slot,
+                                       GError  *error);
+/* Remove *@source_slot, if set, from its context and drop it; the slot
+ * is emptied. */
+void      gab_module_source_clear (GSource **source_slot);
 gboolean  gab_module_files_init      (void);   /* FALSE + exception */
 PyObject *gab_module_replace_contents (PyObject *self, PyObject *args, PyObject *kwargs);
 PyObject *gab_module_query_info      (PyObject *self, PyObject *args, PyObject *kwargs);
@@ -110,6 +126,17 @@ GSubprocess *gab_module_spawn (GSubprocessLauncher  *launcher,
                                gboolean              close_fds,
                                gchar               **argv,
                                GError              **error);
+
+/* Any thread: asyncio's returncode of a reaped @process, its exit status
+ * or minus the signal that ended it. */
+gint      gab_module_returncode (GSubprocess *process);
+
+/* The parent's end of a pipe (a GUnixInputStream or GUnixOutputStream),
+ * made non-blocking (GSubprocess leaves them blocking): GIO polls it either
+ * way, and then no read() or write() on it can ever hold up the runtime
+ * thread, whatever the child does. Only our end: the child's is another
+ * file description. */
+void      gab_module_set_nonblocking (GObject *pipe);
 
 /* Streams: adds their types to the module and open_read/open_write to
  * `gio`. 0 on success, -1 with an exception set. */

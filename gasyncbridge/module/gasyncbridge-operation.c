@@ -21,6 +21,28 @@ gab_module_task_return_outcome (GTask  **task_slot,
   g_object_unref (task);
 }
 
+void
+gab_module_keep_first_error (GError **error_slot,
+                             GError  *error)
+{
+  if (*error_slot == NULL)
+    *error_slot = error;
+  else
+    g_error_free (error);
+}
+
+void
+gab_module_source_clear (GSource **source_slot)
+{
+  GSource *source = g_steal_pointer (source_slot);
+
+  if (source != NULL)
+    {
+      g_source_destroy (source);
+      g_source_unref (source);
+    }
+}
+
 PyObject *
 gab_module_gio_future (GabStartFunc    start,
                        GabFinishFunc   finish,

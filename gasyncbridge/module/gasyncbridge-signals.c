@@ -244,14 +244,12 @@ static PyGetSetDef connection_getset[] = {
 };
 
 static PyTypeObject SignalConnection_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge._SignalConnection",
-  .tp_basicsize = sizeof (SignalConnection),
+  GAB_PY_TYPE_HEAD ("gasyncbridge._SignalConnection", SignalConnection,
+                    Py_TPFLAGS_DEFAULT,
+                    "C signal handlers feeding an EventReceiver (see gasyncbridge.signals)."),
   .tp_base = &gab_event_source_type,
-  .tp_flags = Py_TPFLAGS_DEFAULT,
   .tp_methods = connection_methods,
   .tp_getset = connection_getset,
-  .tp_doc = "C signal handlers feeding an EventReceiver (see gasyncbridge.signals).",
 };
 
 static gboolean

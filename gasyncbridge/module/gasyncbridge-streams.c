@@ -12,9 +12,6 @@
 #include "gab-module-python-sources.h"
 
 #include <errno.h>
-#include <glib-unix.h>
-#include <gio/gunixinputstream.h>
-#include <gio/gunixoutputstream.h>
 
 /* ---- open_read ------------------------------------------------------- */
 
@@ -174,12 +171,7 @@ wait_finish (GObject       *source,
 
   if (!g_subprocess_wait_finish (process, result, error))
     return NULL;
-  /* As asyncio: the exit status, or minus the signal that ended it. */
-  if (g_subprocess_get_if_exited (process))
-    return PyLong_FromLong (g_subprocess_get_exit_status (process));
-  if (g_subprocess_get_if_signaled (process))
-    return PyLong_FromLong (-g_subprocess_get_term_sig (process));
-  return PyLong_FromLong (g_subprocess_get_status (process));
+  return PyLong_FromLong (gab_module_returncode (process));
 }
 
 static PyObject *
@@ -236,29 +228,13 @@ static PyGetSetDef subprocess_getset[] = {
 };
 
 static PyTypeObject Subprocess_Type = {
-  PyVarObject_HEAD_INIT (NULL, 0)
-  .tp_name = "gasyncbridge.gio._Subprocess",
-  .tp_basicsize = sizeof (Subprocess),
-  .tp_flags = Py_TPFLAGS_DEFAULT,
+  GAB_PY_TYPE_HEAD ("gasyncbridge.gio._Subprocess", Subprocess,
+                    Py_TPFLAGS_DEFAULT,
+                    "A GSubprocess: wait() and send_signal()."),
   .tp_dealloc = subprocess_dealloc,
   .tp_methods = subprocess_methods,
   .tp_getset = subprocess_getset,
-  .tp_doc = "A GSubprocess: wait() and send_signal().",
 };
-
-/* The parent's end of a pipe, made non-blocking (GSubprocess leaves them
- * blocking): GIO polls it either way, and then no read() or write() on it
- * can ever hold up the runtime thread, whatever the child does. */
-static void
-set_nonblocking (GObject *stream)
-{
-  if (G_IS_UNIX_OUTPUT_STREAM (stream))
-    g_unix_set_fd_nonblocking (g_unix_output_stream_get_fd (G_UNIX_OUTPUT_STREAM (stream)),
-                               TRUE, NULL);
-  else if (G_IS_UNIX_INPUT_STREAM (stream))
-    g_unix_set_fd_nonblocking (g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (stream)),
-                               TRUE, NULL);
-}
 
 /* _spawn(argv, stdin, stdout, stderr, cwd, env, limit, close_fds) ->
  *   (handle, stdin writer, stdout reader, stderr reader) */
@@ -345,17 +321,17 @@ gio_spawn (PyObject *self,
   handle->process = process;
   if (in_mode == PIPE)
     {
-      set_nonblocking (G_OBJECT (g_subprocess_get_stdin_pipe (process)));
+      gab_module_set_nonblocking (G_OBJECT (g_subprocess_get_stdin_pipe (process)));
       in = gab_stream_writer_new (g_subprocess_get_stdin_pipe (process));
     }
   if (out_mode == PIPE)
     {
-      set_nonblocking (G_OBJECT (g_subprocess_get_stdout_pipe (process)));
+      gab_module_set_nonblocking (G_OBJECT (g_subprocess_get_stdout_pipe (process)));
       out = gab_stream_reader_new (g_subprocess_get_stdout_pipe (process), limit);
     }
   if (err_mode == PIPE)
     {
-      set_nonblocking (G_OBJECT (g_subprocess_get_stderr_pipe (process)));
+      gab_module_set_nonblocking (G_OBJECT (g_subprocess_get_stderr_pipe (process)));
       err = gab_stream_reader_new (g_subprocess_get_stderr_pipe (process), limit);
     }
   if ((in_mode == PIPE && in == NULL) || (out_mode == PIPE && out == NULL)

@@ -156,6 +156,27 @@ gab_module_spawn (GSubprocessLauncher  *launcher,
   return process;
 }
 
+gint
+gab_module_returncode (GSubprocess *process)
+{
+  if (g_subprocess_get_if_exited (process))
+    return g_subprocess_get_exit_status (process);
+  if (g_subprocess_get_if_signaled (process))
+    return -g_subprocess_get_term_sig (process);
+  return g_subprocess_get_status (process);
+}
+
+void
+gab_module_set_nonblocking (GObject *pipe)
+{
+  if (G_IS_UNIX_OUTPUT_STREAM (pipe))
+    g_unix_set_fd_nonblocking (g_unix_output_stream_get_fd (G_UNIX_OUTPUT_STREAM (pipe)),
+                               TRUE, NULL);
+  else if (G_IS_UNIX_INPUT_STREAM (pipe))
+    g_unix_set_fd_nonblocking (g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (pipe)),
+                               TRUE, NULL);
+}
+
 static gsize
 communicate_output_size (Communicate *self)
 {
@@ -205,11 +226,7 @@ communicate_converted (GObject      *source,
 static void
 communicate_return (Communicate *self)
 {
-  if (self->abort_source != NULL)
-    {
-      g_source_destroy (self->abort_source);
-      g_clear_pointer (&self->abort_source, g_source_unref);
-    }
+  gab_module_source_clear (&self->abort_source);
   if (self->cancel_id != 0)
     {
       /* Never inside the cancelled handler (it only queues an idle), so
@@ -257,11 +274,10 @@ communicate_step_done (Communicate *self,
     {
       /* The first real error is the outcome; errors of the pipes that the
        * abort stopped are its echo. */
-      if (self->error == NULL && !(self->aborted
-                                   && g_error_matches (error, G_IO_ERROR,
-                                                       G_IO_ERROR_CANCELLED)))
-        self->error = g_error_copy (error);
-      g_error_free (error);
+      if (self->aborted && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_error_free (error);
+      else
+        gab_module_keep_first_error (&self->error, error);
       communicate_abort (self);
     }
   if (--self->pending == 0)
@@ -351,13 +367,7 @@ communicate_waited (GObject      *source,
   GError *error = NULL;
 
   if (g_subprocess_wait_finish (process, result, &error))
-    {
-      /* As asyncio: the exit status, or minus the signal that killed it. */
-      if (g_subprocess_get_if_exited (process))
-        self->returncode = g_subprocess_get_exit_status (process);
-      else if (g_subprocess_get_if_signaled (process))
-        self->returncode = -g_subprocess_get_term_sig (process);
-    }
+    self->returncode = gab_module_returncode (process);
   communicate_step_done (self, error);
 }
 
@@ -405,11 +415,8 @@ communicate_start (GCancellable        *cancellable,
   /* GSubprocess gives blocking pipes, and a pollable write to one blocks
    * until all of it fits: 1 MiB into `cat` would stop the runtime thread
    * while cat waits for us to read its output. Non-blocking, GIO writes
-   * what fits and polls for the rest. (Only our ends: the child's are
-   * other file descriptions.) */
-  if (G_IS_UNIX_OUTPUT_STREAM (stdin_pipe))
-    g_unix_set_fd_nonblocking (g_unix_output_stream_get_fd (G_UNIX_OUTPUT_STREAM (stdin_pipe)),
-                               TRUE, NULL);
+   * what fits and polls for the rest. */
+  gab_module_set_nonblocking (G_OBJECT (stdin_pipe));
   if (self->input != NULL && g_bytes_get_size (self->input) > 0)
     g_output_stream_write_all_async (stdin_pipe, g_bytes_get_data (self->input, NULL),
                                      g_bytes_get_size (self->input), G_PRIORITY_DEFAULT,
@@ -431,6 +438,21 @@ communicate_start (GCancellable        *cancellable,
                                            self, NULL);
 }
 
+/* Loop thread, GIL: @buf's data as a bytes object: *@made, made by the
+ * worker when large (communicate_convert), else a copy made here. */
+static PyObject *
+output_to_python (GOutputStream  *buf,
+                  PyObject      **made)
+{
+  GMemoryOutputStream *mem = G_MEMORY_OUTPUT_STREAM (buf);
+  gconstpointer data = g_memory_output_stream_get_data (mem);
+
+  if (*made != NULL)
+    return g_steal_pointer (made);
+  return PyBytes_FromStringAndSize (data != NULL ? data : "",
+                                    (Py_ssize_t) g_memory_output_stream_get_data_size (mem));
+}
+
 static PyObject *
 communicate_finish (GObject       *source,
                     GAsyncResult  *result,
@@ -438,26 +460,12 @@ communicate_finish (GObject       *source,
                     GError       **error)
 {
   Communicate *self = user_data;
-  g_autoptr(GBytes) out = NULL;
-  g_autoptr(GBytes) err = NULL;
-  gsize out_len, err_len;
-  gconstpointer out_data, err_data;
-
   PyObject *out_obj, *err_obj;
 
   if (!g_task_propagate_boolean (G_TASK (result), error))
     return NULL;
-  out = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (self->stdout_buf));
-  err = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (self->stderr_buf));
-  out_data = g_bytes_get_data (out, &out_len);
-  err_data = g_bytes_get_data (err, &err_len);
-  /* Made by the worker when large, copied here when small. */
-  out_obj = self->stdout_obj != NULL
-            ? g_steal_pointer (&self->stdout_obj)
-            : PyBytes_FromStringAndSize (out_data != NULL ? out_data : "", (Py_ssize_t) out_len);
-  err_obj = self->stderr_obj != NULL
-            ? g_steal_pointer (&self->stderr_obj)
-            : PyBytes_FromStringAndSize (err_data != NULL ? err_data : "", (Py_ssize_t) err_len);
+  out_obj = output_to_python (self->stdout_buf, &self->stdout_obj);
+  err_obj = output_to_python (self->stderr_buf, &self->stderr_obj);
   if (out_obj == NULL || err_obj == NULL)
     {
       Py_XDECREF (out_obj);
@@ -508,28 +516,10 @@ gab_module_communicate (PyObject *self,
     goto fail;
   if (input != Py_None)
     {
-      Py_buffer view;
-
-      if (PyUnicode_Check (input))
-        {
-          PyErr_SetString (PyExc_TypeError,
-                           "communicate: input must be a bytes-like object or None, "
-                           "not str (encode it first)");
-          goto fail;
-        }
-      if (PyObject_GetBuffer (input, &view, PyBUF_SIMPLE) < 0)
+      comm->input = gab_module_data_bytes (input, "communicate: input", TRUE,
+                                           &comm->input_obj);
+      if (comm->input == NULL)
         goto fail;
-      if (PyBytes_CheckExact (input) && view.len > 0)
-        {
-          /* No copy: a bytes object never changes or moves; held until the
-           * operation is over, released with the GIL. */
-          comm->input = g_bytes_new_static (view.buf, (gsize) view.len);
-          comm->input_obj = Py_NewRef (input);
-        }
-      else
-        /* A copy: the caller may change a bytearray meanwhile. */
-        comm->input = g_bytes_new (view.buf, (gsize) view.len);
-      PyBuffer_Release (&view);
     }
   if (cwd != Py_None)
     {
