@@ -648,7 +648,7 @@ gab_loop_queue_new_future (GabLoopQueue *queue,
 static gboolean
 queues_start (void)
 {
-  return PyType_Ready (&QueueHandle_Type) == 0;
+  return PyType_Ready (&QueueHandle_Type) == 0 && gab_loop_watch_types_ready ();
 }
 
 /* The loops' queues: closed at interpreter exit, unhooked in a child. */

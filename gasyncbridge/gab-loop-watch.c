@@ -14,33 +14,40 @@
  * operation runs on after Python dropped its future. */
 #define GAB_LOOP_SWEEP_SECONDS 0.1
 
+/* The sweep timer's callback; it keeps the set's owner alive. */
+typedef struct
+{
+  PyObject_HEAD
+  GabLoopWatchSet *set;
+} SweepHandle;
+
 static void watch_set_sweep (GabLoopWatchSet *set);
 
-/* The sweep timer's callback is this function bound to a capsule of the
- * set; the capsule holds a reference to the set's owner until the timer
- * has run (or the loop dropped it). */
-#define SWEEP_CAPSULE "gasyncbridge._loop_sweep"
-
 static PyObject *
-sweep_call (PyObject *capsule,
-            PyObject *unused)
+sweep_handle_call (PyObject *self,
+                   PyObject *args,
+                   PyObject *kwargs)
 {
-  watch_set_sweep (PyCapsule_GetPointer (capsule, SWEEP_CAPSULE));
+  watch_set_sweep (((SweepHandle *) self)->set);
   Py_RETURN_NONE;
 }
 
-static PyMethodDef sweep_def = {
-  "_sweep", sweep_call, METH_NOARGS,
-  "Looks for gasyncbridge operations whose futures were dropped.",
-};
-
 static void
-sweep_capsule_free (PyObject *capsule)
+sweep_handle_dealloc (PyObject *self)
 {
-  GabLoopWatchSet *set = PyCapsule_GetPointer (capsule, SWEEP_CAPSULE);
+  GabLoopWatchSet *set = ((SweepHandle *) self)->set;
 
   set->owner_unref (set->owner);
+  Py_TYPE (self)->tp_free (self);
 }
+
+static PyTypeObject SweepHandle_Type = {
+  GAB_PY_TYPE_HEAD ("gasyncbridge._LoopSweep", SweepHandle,
+                    Py_TPFLAGS_DEFAULT,
+                    "Looks for gasyncbridge operations whose futures were dropped."),
+  .tp_call = sweep_handle_call,
+  .tp_dealloc = sweep_handle_dealloc,
+};
 
 static void
 watch_link (GabLoopWatch  *watch,
@@ -73,20 +80,20 @@ gab_loop_watch_remove (GabLoopWatch *watch)
 static void
 sweep_arm (GabLoopWatchSet *set)
 {
-  PyObject *capsule, *callback = NULL, *delay, *ret = NULL;
+  SweepHandle *handle = NULL;
+  PyObject *delay, *ret = NULL;
 
   if (set->sweep_armed || set->loop == NULL)
     return;
-  capsule = PyCapsule_New (set, SWEEP_CAPSULE, sweep_capsule_free);
-  if (capsule != NULL)
+  if ((handle = PyObject_New (SweepHandle, &SweepHandle_Type)) != NULL)
     {
-      set->owner_ref (set->owner);   /* dropped by the capsule's destructor */
-      callback = PyCFunction_New (&sweep_def, capsule);
+      handle->set = set;
+      set->owner_ref (set->owner);   /* dropped by the handle's dealloc */
     }
   delay = PyFloat_FromDouble (GAB_LOOP_SWEEP_SECONDS);
-  if (callback != NULL && delay != NULL)
+  if (handle != NULL && delay != NULL)
     ret = PyObject_CallMethodObjArgs (set->loop, gab_py.s_call_later, delay,
-                                      callback, NULL);
+                                      (PyObject *) handle, NULL);
   if (ret != NULL)
     set->sweep_armed = TRUE;
   else
@@ -95,8 +102,7 @@ sweep_arm (GabLoopWatchSet *set)
     PyErr_Clear ();
   Py_XDECREF (ret);
   Py_XDECREF (delay);
-  Py_XDECREF (callback);
-  Py_XDECREF (capsule);
+  Py_XDECREF ((PyObject *) handle);
 }
 
 void
@@ -173,4 +179,10 @@ gab_loop_watch_set_forget (GabLoopWatchSet *set)
   set->loop = NULL;
   while (set->head != NULL)
     gab_loop_watch_remove (set->head);
+}
+
+gboolean
+gab_loop_watch_types_ready (void)
+{
+  return PyType_Ready (&SweepHandle_Type) == 0;
 }

@@ -68,5 +68,7 @@ void gab_loop_watch_set_close  (GabLoopWatchSet *set);
 void gab_loop_watch_set_forget (GabLoopWatchSet *set);
 /* GIL: take @watch off its list; nothing if it is on none. */
 void gab_loop_watch_remove     (GabLoopWatch    *watch);
+/* GIL: ready the sweep's Python type (the loop queues' start). */
+gboolean gab_loop_watch_types_ready (void);
 
 G_END_DECLS
