@@ -6,9 +6,39 @@
  */
 #include "gab-loop-orphans.h"
 
+#include <pthread.h>
+
 static GMutex       orphan_lock;
 static GabLoopItem *orphan_head;
 static gint         orphan_count;   /* atomic, for the cheap check */
+
+/* In a child of fork() only the forking thread is left, and it holds the
+ * GIL, so no flush was running; but a thread without the GIL may have been
+ * pushing, and then the lock stays held for ever (the child's first flush,
+ * from its loop, would hang) and the list may be half-changed. Such a
+ * list is dropped: its items are the parent's clean-up, and the child
+ * only leaks them. */
+static void
+orphans_atfork_child (void)
+{
+  if (g_mutex_trylock (&orphan_lock))
+    g_mutex_unlock (&orphan_lock);
+  else
+    {
+      orphan_head = NULL;
+      g_atomic_int_set (&orphan_count, 0);
+    }
+  g_mutex_init (&orphan_lock);
+}
+
+/* Registered when the library is loaded: registering on first use could
+ * itself be cut in half by a fork() (a child waiting for ever in
+ * g_once_init_enter() for a thread it does not have). */
+__attribute__ ((constructor)) static void
+orphans_register_atfork (void)
+{
+  pthread_atfork (NULL, NULL, orphans_atfork_child);
+}
 
 void
 gab_orphan_push (GabLoopItem *item)
