@@ -12,12 +12,12 @@ static GMutex       orphan_lock;
 static GabLoopItem *orphan_head;
 static gint         orphan_count;   /* atomic, for the cheap check */
 
-/* In a child of fork() only the forking thread is left, and it holds the
- * GIL, so no flush was running; but a thread without the GIL may have been
- * pushing, and then the lock stays held for ever (the child's first flush,
- * from its loop, would hang) and the list may be half-changed. Such a
- * list is dropped: its items are the parent's clean-up, and the child
- * only leaks them. */
+/* In a child of fork() only the forking thread is left. Another thread may
+ * have held the lock at the fork (pushing, without the GIL; or flushing,
+ * with it, when the fork came from a thread without the GIL): then the
+ * lock stays held for ever (the child's first flush, from its loop, would
+ * hang) and the list may be half-changed. Such a list is dropped: its items
+ * are the parent's clean-up, and the child only leaks them. */
 static void
 orphans_atfork_child (void)
 {

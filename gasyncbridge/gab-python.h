@@ -95,7 +95,7 @@ PyObject *gab_py_run_file          (const GabPySource *source,
                                     const char        *module_name,
                                     const char        *name,
                                     PyObject          *value);
-/* GIL held: gab_py_run_file() with no @names for the one global @name it
+/* GIL held: gab_py_run_file() with no global bound first, for the one @name it
  * defines (new ref), or NULL with an exception set (SystemError if the
  * file has no @name). */
 PyObject *gab_py_run_file_get      (const GabPySource *source,
