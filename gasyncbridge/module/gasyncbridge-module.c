@@ -324,7 +324,8 @@ module_exec (PyObject *module)
   gio = gab_module_gio_new ();
   if (gio == NULL)
     return -1;
-  if (gab_module_streams_init (module, gio) < 0)
+  if (gab_module_streams_init (module, gio) < 0
+      || gab_module_subprocess_init (gio) < 0)
     {
       Py_DECREF (gio);
       return -1;

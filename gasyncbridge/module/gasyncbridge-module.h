@@ -142,6 +142,9 @@ void      gab_module_set_nonblocking (GObject *pipe);
  * `gio`. 0 on success, -1 with an exception set. */
 int       gab_module_streams_init (PyObject *module,
                                    PyObject *gio);
+/* Subprocesses: adds Process and create_subprocess_exec to `gio`.
+ * 0 on success, -1 with an exception set. */
+int       gab_module_subprocess_init (PyObject *gio);
 
 /* PyGObject (gasyncbridge-signals.c), imported when first needed. */
 gboolean  gab_module_gi_ensure       (void);

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """gasyncbridge.gio.Process and create_subprocess_exec: asyncio's subprocess
-API over a GSubprocess (compiled once by gasyncbridge-streams.c, which
+API over a GSubprocess (compiled once by gasyncbridge-subprocess.c, which
 hands make_create_subprocess_exec() its C spawn function)."""
 import asyncio
 import signal
