@@ -24,6 +24,8 @@
 #include "gab-embed.h"
 #include "gab-python-sources.h"
 
+#include <pthread.h>
+
 /* The functions of gasyncbridge/python/_loop.py; GIL. */
 static PyObject *run_main;
 static PyObject *close_if_unstarted;
@@ -323,6 +325,39 @@ static PyObject      *asyncio_stop;      /* the future serve() awaits */
 static PyThreadState *embedder_tstate;   /* set while we embed Python */
 static gboolean       python_finalized;  /* by gab_stop_asyncio_thread() */
 
+/* In a child of fork() only the forking thread is left. Another thread may
+ * have held `thread_lock` at the fork (starting or stopping the loop from a
+ * C thread without the GIL; or the loop thread, with it, when a thread
+ * without the GIL forked): it would stay held for ever. Nor is the
+ * gab-asyncio thread in the child (if it forked itself, its loop is the
+ * parent's, which asyncio does not let a child use), so the child has none:
+ * gab_start_asyncio_thread() starts one of its own rather than wait for the
+ * lost one or hand out its loop, and gab_stop_asyncio_thread() has nothing
+ * to join. The parent's references are only leaked: dropping them needs the
+ * GIL. Python's own state (embedder_tstate, python_finalized) is the
+ * child's too, and kept. */
+static void
+loop_atfork_child (void)
+{
+  g_mutex_init (&thread_lock);
+  g_cond_init (&thread_cond);
+  asyncio_thread = NULL;
+  thread_ready = FALSE;
+  thread_error = NULL;
+  asyncio_loop = NULL;
+  asyncio_stop = NULL;
+}
+
+/* Registered when the library is loaded, not through the lifecycle's
+ * after-fork hook: that runs only for os.fork(), not for the fork() of the
+ * C programs this thread is for, and a lazy registration could itself be
+ * cut by a fork. */
+__attribute__ ((constructor)) static void
+loop_register_atfork (void)
+{
+  pthread_atfork (NULL, NULL, loop_atfork_child);
+}
+
 /* serve()'s ready(loop, stop): the loop runs. GIL held. */
 static PyObject *
 ready_func (PyObject *self,
@@ -402,8 +437,10 @@ asyncio_thread_main (gpointer data)
  * then releases the GIL so that the loop can run. The loop becomes the
  * default task locals, so gab_call_async() from the main thread lands
  * there, its callbacks coming back to the main thread's context. Calling
- * it again returns the same loop. Needs no GIL, and releases it while it
- * waits for the loop if the caller holds it.
+ * it again returns the same loop; in a child of fork(), which has no
+ * thread of its parent's, a new one (call gab_init() there first). Needs
+ * no GIL, and releases it while it waits for the loop if the caller holds
+ * it.
  *
  * Returns: (transfer full) (nullable): the loop (drop it with the GIL
  *   held), or %NULL with @error set

@@ -14,11 +14,36 @@
 #include "gab-lifecycle.h"
 #include "gab-task-locals-private.h"
 
+#include <pthread.h>
+
 static __thread GabTaskLocals *current;
 static __thread GPtrArray     *pushed;   /* saved `current` values */
 
 static GMutex         default_lock;
 static GabTaskLocals *default_locals;
+
+/* In a child of fork() only the forking thread is left, and another thread
+ * (resolving the default, as gab_call_async() does from a C thread, or
+ * setting it) may have held the lock at the fork: it would stay held for
+ * ever. The default itself is one pointer, never half-changed, so the child
+ * keeps it as a fork at any other instant would (the references that
+ * thread was taking or dropping are only leaked). */
+static void
+task_locals_atfork_child (void)
+{
+  g_mutex_init (&default_lock);
+}
+
+/* Registered when the library is loaded, not through the lifecycle's
+ * after-fork hook: that runs only for os.fork() (not for a C program's
+ * fork()), once the unit has started with the GIL (setting the default
+ * without it does not start it), and a lazy registration could itself be
+ * cut by a fork. */
+__attribute__ ((constructor)) static void
+task_locals_register_atfork (void)
+{
+  pthread_atfork (NULL, NULL, task_locals_atfork_child);
+}
 
 static gboolean
 task_locals_start (void)
