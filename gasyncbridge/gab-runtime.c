@@ -15,6 +15,9 @@
 #include "gab-runtime-private.h"
 
 #include <pthread.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* How long shutdown waits for cancelled GIO operations to call back. */
 #define GAB_SHUTDOWN_GRACE_USEC (2 * G_USEC_PER_SEC)
@@ -197,39 +200,74 @@ static gchar lost_threads[128];
  * whose parent ran GLib helper threads. */
 static gboolean in_fork_child;
 
+/* Whether one of `/proc/self/task`'s lines (from `/proc/<tid>/stat`:
+ * "tid (name) state ...") is a GLib helper thread, and which; sets
+ * @running if that thread is on a CPU or waiting for one. */
 static void
+note_glib_thread (const gchar *stat,
+                  gboolean    *gmain,
+                  gboolean    *pool,
+                  gboolean    *gdbus,
+                  gboolean    *running)
+{
+  const gchar *open = strchr (stat, '('), *close = strrchr (stat, ')');
+  gsize length;
+
+  if (open == NULL || close == NULL || close < open)
+    return;
+  open++;
+  length = (gsize) (close - open);
+  if (length == 5 && strncmp (open, "gmain", 5) == 0)
+    *gmain = TRUE;
+  else if (length == 5 && strncmp (open, "gdbus", 5) == 0)
+    *gdbus = TRUE;
+  else if ((length == 4 && strncmp (open, "pool", 4) == 0)
+           || (length > 5 && strncmp (open, "pool-", 5) == 0))
+    *pool = TRUE;
+  else
+    return;
+  if (close[1] == ' ' && close[2] == 'R')
+    *running = TRUE;
+}
+
+/* Notes GLib's helper threads in `lost_threads`; TRUE if one of them is
+ * running right now. */
+static gboolean
 note_glib_threads (void)
 {
   GDir *dir;
-  gboolean gmain = FALSE, pool = FALSE, gdbus = FALSE;
+  gboolean gmain = FALSE, pool = FALSE, gdbus = FALSE, running = FALSE;
   const gchar *tid;
+  gchar self[24];
 
   /* A child that lost them passes GLib's broken state on to its own
    * children: they lost the same threads. */
   if (in_fork_child && lost_threads[0] != '\0')
-    return;
+    return FALSE;
   dir = g_dir_open ("/proc/self/task", 0, NULL);
   lost_threads[0] = '\0';
   if (dir == NULL)
-    return;
+    return FALSE;
+  g_snprintf (self, sizeof self, "%ld", (long) syscall (SYS_gettid));
   while ((tid = g_dir_read_name (dir)) != NULL)
     {
-      gchar path[64], *name = NULL;
+      gchar path[64], *stat = NULL;
 
-      g_snprintf (path, sizeof path, "/proc/self/task/%s/comm", tid);
-      if (!g_file_get_contents (path, &name, NULL, NULL))
+      /* A helper thread that forks itself is running, and not waited for. */
+      if (strcmp (tid, self) == 0)
         continue;
-      g_strchomp (name);
-      gmain |= g_str_equal (name, "gmain");
-      pool |= g_str_equal (name, "pool") || g_str_has_prefix (name, "pool-");
-      gdbus |= g_str_equal (name, "gdbus");
-      g_free (name);
+      g_snprintf (path, sizeof path, "/proc/self/task/%s/stat", tid);
+      if (!g_file_get_contents (path, &stat, NULL, NULL))
+        continue;
+      note_glib_thread (stat, &gmain, &pool, &gdbus, &running);
+      g_free (stat);
     }
   g_dir_close (dir);
   g_snprintf (lost_threads, sizeof lost_threads, "%s%s%s%s%s",
               gmain ? "gmain" : "",
               gmain && (pool || gdbus) ? ", " : "", pool ? "pool" : "",
               pool && gdbus ? ", " : "", gdbus ? "gdbus" : "");
+  return running;
 }
 
 /**
@@ -269,16 +307,34 @@ gab_check_fork_child (GError **error)
   return FALSE;
 }
 
+/* fork() while a GLib helper thread runs: it may hold one of GLib's
+ * process-wide locks for that instant (GObject's notify lock, taken by
+ * every last g_object_unref(); the signal lock; the slice allocator's),
+ * which the child would then wait for at its first GObject call, for
+ * ever. A pool thread finishing a GTask just after its result reached
+ * Python does so: forking right after GIO work met it. So wait until none
+ * of them is running (a sleeping one waits for work and holds none), up to
+ * @deadline; the bridge's own runtime thread is parked by then. A
+ * thread that runs longer (a long copy) is not waited for. */
+static void
+wait_glib_threads_idle (gint64 deadline)
+{
+  while (note_glib_threads () && g_get_monotonic_time () < deadline)
+    g_usleep (50);
+}
+
 static void
 runtime_atfork_prepare (void)
 {
   GabRuntimeItem *item;
-  gint64 deadline;
+  gint64 deadline = g_get_monotonic_time () + GAB_FORK_PARK_USEC;
 
-  note_glib_threads ();
   g_mutex_lock (&lock);
   if (state != STATE_RUNNING || thread == NULL || on_own_thread)
-    return;   /* `lock` stays held across fork(); released after it */
+    {
+      wait_glib_threads_idle (deadline);
+      return;   /* `lock` stays held across fork(); released after it */
+    }
   item = g_new0 (GabRuntimeItem, 1);
   item->run = park_item_run;
   if (inbox_tail != NULL)
@@ -292,10 +348,10 @@ runtime_atfork_prepare (void)
       g_source_set_ready_time (inbox_source, 0);
     }
   park_requested = TRUE;
-  deadline = g_get_monotonic_time () + GAB_FORK_PARK_USEC;
   while (!parked)
     if (!g_cond_wait_until (&cond, &lock, deadline))
       break;
+  wait_glib_threads_idle (deadline);
   /* Holding `lock` keeps the parked thread parked through fork(). */
 }
 

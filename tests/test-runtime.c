@@ -6,6 +6,10 @@
 #include <gasyncbridge/gab-version.h>
 #include <gasyncbridge/gab-runtime.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 typedef struct
 {
   GMutex     lock;
@@ -310,6 +314,99 @@ test_bad_input (void)
   test_invoke_fifo ();
 }
 
+/* A stand-in for one of GLib's process-wide locks (GObject's notify lock,
+ * which every last g_object_unref() takes): static, as those are. */
+static GMutex glib_like_lock;
+
+typedef struct
+{
+  GMutex   lock;
+  GCond    cond;
+  gboolean holding;
+  gboolean done;
+} Helper;
+
+/* A GLib helper thread (named as GIO's pool threads are) finishing its
+ * work: it takes the lock, runs for a while with it (on a CPU, as a
+ * thread disposing a GTask does), lets go, then sleeps waiting for more
+ * work. */
+static gpointer
+helper_main (gpointer data)
+{
+  Helper *helper = data;
+  gint64 end;
+
+  g_mutex_lock (&glib_like_lock);
+  g_mutex_lock (&helper->lock);
+  helper->holding = TRUE;
+  g_cond_signal (&helper->cond);
+  g_mutex_unlock (&helper->lock);
+  /* Longer than the forking thread needs to reach fork(), well within how
+   * long fork() waits for a running helper. */
+  end = g_get_monotonic_time () + 100 * G_TIME_SPAN_MILLISECOND;
+  while (g_get_monotonic_time () < end)
+    ;
+  g_mutex_unlock (&glib_like_lock);
+
+  g_mutex_lock (&helper->lock);
+  while (!helper->done)
+    g_cond_wait (&helper->cond, &helper->lock);
+  g_mutex_unlock (&helper->lock);
+  return NULL;
+}
+
+/* fork() while a GLib helper thread runs holding a lock of GLib's: the
+ * bridge's fork handler waits until it sleeps, so the child finds the lock
+ * free (without that, the child waits for it for ever). */
+static void
+test_fork_waits_for_running_glib_thread (void)
+{
+  Helper helper = { 0 };
+  GThread *thread;
+  pid_t pid;
+  int status;
+
+  /* valgrind runs one thread at a time: a thread waiting for its turn
+   * sleeps in the kernel, holding what it holds. */
+  if (g_getenv ("GAB_UNDER_VALGRIND") != NULL)
+    {
+      g_test_skip ("valgrind shows a runnable thread as sleeping");
+      return;
+    }
+  g_assert_true (gab_init (NULL));
+  g_mutex_init (&helper.lock);
+  g_cond_init (&helper.cond);
+  thread = g_thread_new ("pool", helper_main, &helper);
+  g_mutex_lock (&helper.lock);
+  while (!helper.holding)
+    g_cond_wait (&helper.cond, &helper.lock);
+  g_mutex_unlock (&helper.lock);
+
+  pid = fork ();
+  g_assert_cmpint (pid, >=, 0);
+  if (pid == 0)
+    {
+      alarm (10);   /* a child that waits for the lock dies of SIGALRM */
+      g_mutex_lock (&glib_like_lock);
+      g_mutex_unlock (&glib_like_lock);
+      _exit (0);
+    }
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+
+  g_mutex_lock (&helper.lock);
+  helper.done = TRUE;
+  g_cond_signal (&helper.cond);
+  g_mutex_unlock (&helper.lock);
+  g_thread_join (thread);
+  g_mutex_clear (&helper.lock);
+  g_cond_clear (&helper.cond);
+
+  /* The parent's runtime goes on. */
+  test_invoke_fifo ();
+}
+
 int
 main (int    argc,
       char **argv)
@@ -325,6 +422,8 @@ main (int    argc,
   g_test_add_func ("/runtime/init-with-other-context-fails", test_init_with_other_context_fails);
   g_test_add_func ("/runtime/application-context", test_application_context);
   g_test_add_func ("/runtime/bad-input", test_bad_input);
+  g_test_add_func ("/runtime/fork-waits-for-running-glib-thread",
+                   test_fork_waits_for_running_glib_thread);
   ret = g_test_run ();
   gab_shutdown ();
   return ret;
