@@ -6,9 +6,7 @@
  */
 #include "../gasyncbridge/gab-loop-orphans.c"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "test-fork-helpers.h"
 
 static gint ran;   /* items run, in this process */
 
@@ -18,32 +16,6 @@ item_run (GabLoopItem *item,
 {
   g_assert_false (alive);
   ran++;
-}
-
-typedef struct
-{
-  GMutex   lock;
-  GCond    cond;
-  gboolean holding;
-  gboolean release;
-} Holder;
-
-/* Holds the orphan list's lock, as a thread without the GIL does for the
- * instant of a push, until told to let go. */
-static gpointer
-hold_orphan_lock (gpointer data)
-{
-  Holder *holder = data;
-
-  g_mutex_lock (&orphan_lock);
-  g_mutex_lock (&holder->lock);
-  holder->holding = TRUE;
-  g_cond_signal (&holder->cond);
-  while (!holder->release)
-    g_cond_wait (&holder->cond, &holder->lock);
-  g_mutex_unlock (&holder->lock);
-  g_mutex_unlock (&orphan_lock);
-  return NULL;
 }
 
 /* Forks; the child flushes (expecting @expected_ran items), pushes and
@@ -60,7 +32,7 @@ fork_and_flush (gint expected_ran)
     {
       GabLoopItem item = { NULL, item_run };
 
-      alarm (10);   /* a hung child dies of SIGALRM */
+      child_arm_alarm ();
       ran = 0;
       gab_orphans_flush ();
       if (ran != expected_ran)
@@ -85,8 +57,7 @@ test_orphans_fork_keeps_the_list (void)
   for (guint i = 0; i < G_N_ELEMENTS (items); i++)
     gab_orphan_push (&items[i]);
   status = fork_and_flush (3);
-  g_assert_true (WIFEXITED (status));
-  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  assert_child_passed (status);
   ran = 0;
   gab_orphans_flush ();
   g_assert_cmpint (ran, ==, 3);
@@ -99,32 +70,15 @@ static void
 test_orphans_fork_while_a_thread_pushes (void)
 {
   GabLoopItem item = { NULL, item_run };
-  Holder holder = { 0 };
-  GThread *thread;
+  Holder holder;
   int status;
 
   gab_orphan_push (&item);
-  g_mutex_init (&holder.lock);
-  g_cond_init (&holder.cond);
-  thread = g_thread_new ("holder", hold_orphan_lock, &holder);
-  g_mutex_lock (&holder.lock);
-  while (!holder.holding)
-    g_cond_wait (&holder.cond, &holder.lock);
-  g_mutex_unlock (&holder.lock);
-
+  /* As a thread without the GIL does for the instant of a push. */
+  holder_start (&holder, &orphan_lock);
   status = fork_and_flush (0);
-
-  g_mutex_lock (&holder.lock);
-  holder.release = TRUE;
-  g_cond_signal (&holder.cond);
-  g_mutex_unlock (&holder.lock);
-  g_thread_join (thread);
-  g_mutex_clear (&holder.lock);
-  g_cond_clear (&holder.cond);
-
-  g_assert_false (WIFSIGNALED (status) && WTERMSIG (status) == SIGALRM);
-  g_assert_true (WIFEXITED (status));
-  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  holder_stop (&holder);
+  assert_child_passed (status);
   /* The parent's list is untouched. */
   ran = 0;
   gab_orphans_flush ();
