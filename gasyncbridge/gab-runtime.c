@@ -200,9 +200,9 @@ static gchar lost_threads[128];
  * whose parent ran GLib helper threads. */
 static gboolean in_fork_child;
 
-/* Whether one of `/proc/self/task`'s lines (from `/proc/<tid>/stat`:
- * "tid (name) state ...") is a GLib helper thread, and which; sets
- * @running if that thread is on a CPU or waiting for one. */
+/* @stat: a thread's /proc/self/task/<tid>/stat ("tid (name) state ...").
+ * Notes whether the thread is one of GLib's helpers, and which; sets
+ * @running if it is one and is on a CPU or waiting for one. */
 static void
 note_glib_thread (const gchar *stat,
                   gboolean    *gmain,
